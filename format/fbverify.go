@@ -1,0 +1,176 @@
+package format
+
+import (
+	"encoding/binary"
+	"unicode/utf8"
+)
+
+// fbv verifies the structure of a FlatBuffers buffer: every offset, vtable,
+// vector and string is checked against the buffer before anything is read
+// through it (rule R11). It knows nothing of the schema; header.go drives it
+// field by field. base is the buffer's offset in the file, for error offsets.
+type fbv struct {
+	buf  []byte
+	base int64
+}
+
+// table is a verified table: its position, vtable position and sizes.
+type table struct {
+	pos, vt     uint32
+	vtLen, size uint16
+}
+
+var le = binary.LittleEndian
+
+func (v *fbv) errf(pos uint64, field, reason string) error {
+	return Errorf(ErrHeader, "R11", v.base+int64(pos), field, reason)
+}
+
+// table verifies the table at pos.
+func (v *fbv) table(pos uint64, field string) (table, error) {
+	n := uint64(len(v.buf))
+	if pos%4 != 0 || pos+4 > n {
+		return table{}, v.errf(pos, field, "table offset out of range or misaligned")
+	}
+	soff := int64(int32(le.Uint32(v.buf[pos:])))
+	vt := int64(pos) - soff
+	if vt < 0 || vt%2 != 0 || uint64(vt)+4 > n {
+		return table{}, v.errf(pos, field, "vtable out of range or misaligned")
+	}
+	vtLen := le.Uint16(v.buf[vt:])
+	size := le.Uint16(v.buf[vt+2:])
+	if vtLen < 4 || vtLen%2 != 0 || uint64(vt)+uint64(vtLen) > n {
+		return table{}, v.errf(uint64(vt), field, "vtable length out of range")
+	}
+	if size < 4 || pos+uint64(size) > n {
+		return table{}, v.errf(pos, field, "table size out of range")
+	}
+	return table{pos: uint32(pos), vt: uint32(vt), vtLen: vtLen, size: size}, nil
+}
+
+// field returns the absolute position of field slot in t, or 0 when absent.
+// width is the size of the field's inline value.
+func (v *fbv) field(t table, slot int, width uint16, name string) (uint64, error) {
+	e := 4 + 2*uint32(slot)
+	if e+2 > uint32(t.vtLen) {
+		return 0, nil
+	}
+	off := le.Uint16(v.buf[t.vt+e:])
+	if off == 0 {
+		return 0, nil
+	}
+	if off < 4 || uint32(off)+uint32(width) > uint32(t.size) {
+		return 0, v.errf(uint64(t.pos), name, "field outside its table")
+	}
+	p := uint64(t.pos) + uint64(off)
+	if p%uint64(width) != 0 {
+		return 0, v.errf(p, name, "field misaligned")
+	}
+	return p, nil
+}
+
+// deref follows the uoffset stored at p.
+func (v *fbv) deref(p uint64, name string) (uint64, error) {
+	target := p + uint64(le.Uint32(v.buf[p:]))
+	if target >= uint64(len(v.buf)) {
+		return 0, v.errf(p, name, "offset past the end of the header")
+	}
+	return target, nil
+}
+
+// vector verifies a vector of n elements of width bytes at pos and returns
+// the position of its first element and its length.
+func (v *fbv) vector(pos uint64, width uint64, name string) (start uint64, n uint64, err error) {
+	if pos%4 != 0 || pos+4 > uint64(len(v.buf)) {
+		return 0, 0, v.errf(pos, name, "vector offset out of range or misaligned")
+	}
+	n = uint64(le.Uint32(v.buf[pos:]))
+	start = pos + 4
+	if n > (uint64(len(v.buf))-start)/width {
+		return 0, 0, v.errf(pos, name, "vector length past the end of the header")
+	}
+	if width == 8 && start%8 != 0 {
+		return 0, 0, v.errf(start, name, "vector misaligned")
+	}
+	return start, n, nil
+}
+
+// vectorField verifies the vector in field slot of t; ok is false when absent.
+func (v *fbv) vectorField(t table, slot int, width uint64, name string) (start, n uint64, ok bool, err error) {
+	p, err := v.field(t, slot, 4, name)
+	if err != nil || p == 0 {
+		return 0, 0, false, err
+	}
+	pos, err := v.deref(p, name)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	start, n, err = v.vector(pos, width, name)
+	return start, n, err == nil, err
+}
+
+// stringField verifies the string in field slot of t and returns its bytes,
+// which alias the buffer. ok is false when absent. The string must be
+// NUL-terminated as FlatBuffers requires; UTF-8 validity is the caller's rule.
+func (v *fbv) stringField(t table, slot int, name string) (s []byte, off uint64, ok bool, err error) {
+	start, n, ok, err := v.vectorField(t, slot, 1, name)
+	if err != nil || !ok {
+		return nil, 0, false, err
+	}
+	if start+n >= uint64(len(v.buf)) || v.buf[start+n] != 0 {
+		return nil, 0, false, v.errf(start, name, "string not NUL-terminated")
+	}
+	return v.buf[start : start+n], start, true, nil
+}
+
+// tableAt verifies the table referenced by the uoffset at p.
+func (v *fbv) tableAt(p uint64, name string) (table, error) {
+	pos, err := v.deref(p, name)
+	if err != nil {
+		return table{}, err
+	}
+	return v.table(pos, name)
+}
+
+// u64 reads a scalar field (absent reads as 0).
+func (v *fbv) u64(t table, slot int, name string) (uint64, error) {
+	p, err := v.field(t, slot, 8, name)
+	if err != nil || p == 0 {
+		return 0, err
+	}
+	return le.Uint64(v.buf[p:]), nil
+}
+
+func (v *fbv) u8(t table, slot int, name string) (uint8, error) {
+	p, err := v.field(t, slot, 1, name)
+	if err != nil || p == 0 {
+		return 0, err
+	}
+	return v.buf[p], nil
+}
+
+// validName reports whether b is a valid tensor name apart from its length:
+// non-empty UTF-8 without NUL (rule R15).
+func validName(b []byte) bool {
+	if len(b) == 0 || !utf8.Valid(b) {
+		return false
+	}
+	for _, c := range b {
+		if c == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckName reports whether name is a valid tensor name of at most maxLen
+// bytes (rule R15), with the error a reader would give.
+func CheckName(name string, maxLen int) error {
+	if len(name) > maxLen {
+		return Errorf(ErrLimit, "R15", -1, "tensor name", itoa(uint64(len(name)))+" bytes over the limit of "+itoa(uint64(maxLen)))
+	}
+	if !validName([]byte(name)) {
+		return Errorf(ErrName, "R15", -1, "tensor name "+strconvQuote([]byte(name)), "empty, not UTF-8, or holds NUL")
+	}
+	return nil
+}
