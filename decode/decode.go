@@ -1,0 +1,370 @@
+// Package decode reads safeweights files (spec/SPEC.md) that may come from
+// anyone.
+//
+// Open maps a file read-only and verifies its preamble and header completely
+// (every rule the header decides, and the header digest) before it returns;
+// tensor bytes are then viewed in place, without a copy. NewReader does the
+// same over an io.ReaderAt, copying tensor bytes on access. No input can make
+// these functions panic, hang, or allocate more than a small multiple of the
+// header's size: every offset and length is checked against the file before
+// use.
+//
+// Chunk digests are checked by Verify, or automatically with WithVerify: lazily
+// per tensor on first access, or eagerly at Open. A mapped file that is
+// truncated while in use gives ErrIO from this package's functions instead of
+// crashing the program; slices returned by Bytes and View alias the mapping
+// and must not be used after Close (doing so faults).
+//
+// A File is safe for concurrent use by multiple goroutines.
+package decode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	"github.com/safeweights/safeweights/format"
+)
+
+// File is an open safeweights file.
+type File struct {
+	cfg      config
+	path     string
+	size     int64
+	data     []byte      // the read-only mapping, or nil
+	ra       io.ReaderAt // always set
+	closer   io.Closer
+	preBytes [format.PreambleSize]byte
+	pre      format.Preamble
+	hdr      *format.Header
+	sigBlock []byte // the signature block, or nil
+	sigs     []format.SignatureEntry
+
+	verified []atomic.Bool // per tensor, when digests were checked
+	closed   atomic.Bool
+	mu       sync.Mutex // serializes Close
+}
+
+// Open opens the file at path, maps it read-only and verifies its header.
+func Open(path string, opts ...Option) (*File, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	f := &File{cfg: cfg, path: path, size: st.Size(), ra: fh, closer: fh}
+	if !st.Mode().IsRegular() {
+		fh.Close()
+		return nil, fmt.Errorf("decode: %s is not a regular file", path)
+	}
+	if canMap && !cfg.noMap {
+		f.data, err = mapFile(fh, f.size)
+		if err != nil {
+			fh.Close()
+			return nil, fmt.Errorf("decode: mmap %s: %w", path, err)
+		}
+		if f.data != nil {
+			f.ra = bytes.NewReader(f.data)
+		}
+	}
+	if err := f.init(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// NewReader reads a file of size bytes from r. Tensor bytes are copied on
+// access. The caller keeps r open until it is done with the File.
+func NewReader(r io.ReaderAt, size int64, opts ...Option) (*File, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if size < 0 {
+		return nil, fmt.Errorf("decode: negative size %d", size)
+	}
+	f := &File{cfg: cfg, size: size, ra: r}
+	if err := f.init(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Inspect opens path and reads only its preamble, header and signature
+// block: no tensor byte is read. The File can still read tensors on demand.
+func Inspect(path string, opts ...Option) (*File, error) {
+	return Open(path, append(opts, WithoutMmap())...)
+}
+
+// readAt reads exactly len(b) bytes at off, turning faults on a mapping
+// that shrank into ErrIO.
+func (f *File) readAt(b []byte, off int64) error {
+	if f.data != nil {
+		return f.guard(func() { copy(b, f.data[off:off+int64(len(b))]) })
+	}
+	n, err := f.ra.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return &format.FormatError{Kind: format.ErrIO, Offset: off, Field: "read", Err: err}
+}
+
+// guard runs fn, which reads the mapping, and reports a memory fault (the
+// file was truncated under the mapping) as ErrIO. This is the one place a
+// panic is recovered, and only the runtime's fault panic: it validates no
+// input, it survives a file changed by another process.
+func (f *File) guard(fn func()) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			if re, ok := r.(runtime.Error); ok {
+				if _, isFault := r.(interface{ Addr() uintptr }); isFault {
+					err = &format.FormatError{Kind: format.ErrIO, Offset: -1, Field: "mapping", Reason: "the file changed while mapped", Err: re}
+					return
+				}
+			}
+			panic(r)
+		}
+	}()
+	fn()
+	return nil
+}
+
+func (f *File) init() error {
+	lim := f.cfg.limits
+	n := min(f.size, format.PreambleSize)
+	if err := f.readAt(f.preBytes[:n], 0); err != nil {
+		return err
+	}
+	pre, err := format.ParsePreamble(f.preBytes[:n], f.size, lim)
+	if err != nil {
+		return err
+	}
+	f.pre = pre
+
+	// The header is copied out of the mapping: it is small, and a copy keeps
+	// every accessor safe whatever happens to the file later.
+	hb := make([]byte, pre.HeaderLength)
+	if err := f.readAt(hb, int64(pre.HeaderOffset)); err != nil {
+		return err
+	}
+	if pre.DigestAlgorithm.Sum(hb) != pre.HeaderDigest { // R10
+		return format.Errorf(format.ErrHeader, "R10", 56, "header digest", "does not match the header")
+	}
+	f.hdr, err = format.ParseHeader(hb, &f.pre, lim)
+	if err != nil {
+		return err
+	}
+
+	// R25: the padding before and after the data region.
+	if err := f.checkZero(format.PreambleSize, int64(pre.DataOffset)); err != nil {
+		return err
+	}
+	if err := f.checkZero(int64(pre.DataEnd()), int64(pre.HeaderOffset)); err != nil {
+		return err
+	}
+
+	// R28: what follows the header is a signature block or nothing.
+	if end := int64(pre.HeaderEnd()); end < f.size {
+		rest := f.size - end
+		max := int64(24 + lim.MaxSignatures*(52+format.MaxCommentLength+format.MaxSignatureLength))
+		if rest > max {
+			var magic [8]byte
+			if err := f.readAt(magic[:min(8, int(rest))], end); err != nil {
+				return err
+			}
+			if magic == format.SignatureMagic {
+				return format.Errorf(format.ErrSignatureBlock, "R28", end, "signature block", "larger than the limit allows")
+			}
+			return format.Errorf(format.ErrTrailing, "R28", end, "trailing bytes", "not a signature block")
+		}
+		f.sigBlock = make([]byte, rest)
+		if err := f.readAt(f.sigBlock, end); err != nil {
+			return err
+		}
+		if f.sigs, err = format.ParseSignatureBlock(f.sigBlock, end, lim); err != nil {
+			return err
+		}
+	}
+
+	if f.cfg.verify != VerifyNone {
+		f.verified = make([]atomic.Bool, f.hdr.NumTensors())
+	}
+	for _, p := range f.cfg.policies {
+		if err := p.Check(f); err != nil {
+			return err
+		}
+	}
+	if f.cfg.verify == VerifyEager {
+		if err := f.Verify(context.Background(), VerifyOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkZero checks that the file bytes in [lo, hi) are zero (R25).
+func (f *File) checkZero(lo, hi int64) error {
+	var buf [4096]byte
+	for off := lo; off < hi; {
+		b := buf[:min(int64(len(buf)), hi-off)]
+		if err := f.readAt(b, off); err != nil {
+			return err
+		}
+		for i, c := range b {
+			if c != 0 {
+				return format.Errorf(format.ErrPadding, "R25", off+int64(i), "padding", "byte not zero")
+			}
+		}
+		off += int64(len(b))
+	}
+	return nil
+}
+
+// Close unmaps and closes the file. Slices obtained from Bytes or View on a
+// mapped file must not be used after Close.
+func (f *File) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed.Swap(true) {
+		return nil
+	}
+	var err error
+	if f.data != nil {
+		err = unmap(f.data)
+		f.data = nil
+	}
+	if f.closer != nil {
+		if cerr := f.closer.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// Path is the path given to Open, or "" for NewReader.
+func (f *File) Path() string { return f.path }
+
+// Size is the file's size in bytes.
+func (f *File) Size() int64 { return f.size }
+
+// Mapping returns the read-only mapping of the whole file, or nil.
+func (f *File) Mapping() []byte { return f.data }
+
+// ReaderAt reads the file.
+func (f *File) ReaderAt() io.ReaderAt { return f.ra }
+
+// Preamble returns the decoded preamble.
+func (f *File) Preamble() format.Preamble { return f.pre }
+
+// PreambleBytes returns the 128 bytes of the preamble.
+func (f *File) PreambleBytes() []byte { return f.preBytes[:] }
+
+// SignatureBlock returns the raw signature block and its parsed entries, or
+// nil when the file has none.
+func (f *File) SignatureBlock() ([]byte, []format.SignatureEntry) { return f.sigBlock, f.sigs }
+
+// ChunkSize is the digest chunk size.
+func (f *File) ChunkSize() int64 { return int64(f.hdr.ChunkSize()) }
+
+// Alignment is the alignment of tensor data.
+func (f *File) Alignment() int64 { return int64(f.pre.Alignment) }
+
+// DigestAlgorithm is the algorithm of the header and chunk digests.
+func (f *File) DigestAlgorithm() format.DigestAlgorithm { return f.pre.DigestAlgorithm }
+
+// Producer names the software that wrote the file.
+func (f *File) Producer() string { return f.hdr.Producer() }
+
+// Provenance returns the provenance of a converted file.
+func (f *File) Provenance() (format.Provenance, bool) { return f.hdr.Provenance() }
+
+// Metadata returns the model-level metadata.
+func (f *File) Metadata() map[string]string {
+	kvs := f.hdr.Metadata()
+	m := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		m[kv.Key] = kv.Value
+	}
+	return m
+}
+
+// NumTensors is the number of tensors.
+func (f *File) NumTensors() int { return f.hdr.NumTensors() }
+
+// TensorAt returns the i-th tensor in file order.
+func (f *File) TensorAt(i int) *Tensor {
+	e := f.hdr.Tensor(i)
+	length, _ := e.Length()
+	t := &Tensor{
+		Name:         e.Name,
+		DType:        e.DType,
+		Shape:        e.Shape,
+		Compression:  e.Compression,
+		Offset:       int64(f.pre.DataOffset + e.Offset),
+		StoredLength: int64(e.StoredLength),
+		Length:       int64(length),
+		f:            f,
+		index:        i,
+		digests:      e.Digests,
+	}
+	if len(e.Attributes) > 0 {
+		t.Attributes = make(map[string]string, len(e.Attributes))
+		for _, kv := range e.Attributes {
+			t.Attributes[kv.Key] = kv.Value
+		}
+	}
+	return t
+}
+
+// Tensor returns the tensor named name, found by binary search.
+func (f *File) Tensor(name string) (*Tensor, error) {
+	i := f.hdr.Lookup(name)
+	if i < 0 {
+		return nil, &format.FormatError{Kind: format.ErrNotFound, Offset: -1, Field: fmt.Sprintf("tensor %q", name)}
+	}
+	return f.TensorAt(i), nil
+}
+
+// All iterates over the tensors in file order.
+func (f *File) All() iter.Seq[*Tensor] {
+	return func(yield func(*Tensor) bool) {
+		for i := range f.hdr.NumTensors() {
+			if !yield(f.TensorAt(i)) {
+				return
+			}
+		}
+	}
+}
+
+// Names returns the tensor names in sorted order.
+func (f *File) Names() []string {
+	out := make([]string, f.hdr.NumTensors())
+	for i := range out {
+		out[i] = string(f.hdr.TensorName(f.hdr.SortedIndex(i)))
+	}
+	return out
+}
+
+var errClosed = errors.New("decode: file closed")

@@ -1,0 +1,87 @@
+package decode
+
+import (
+	"fmt"
+
+	"github.com/safeweights/safeweights/format"
+)
+
+// VerifyMode says when Open checks chunk digests.
+type VerifyMode int
+
+const (
+	// VerifyNone checks digests only when Verify is called. Tensor bytes
+	// are returned unchecked, as safetensors does.
+	VerifyNone VerifyMode = iota
+	// VerifyLazy checks a tensor's digests the first time its bytes are
+	// requested; no unchecked byte is ever returned.
+	VerifyLazy
+	// VerifyEager checks every digest and all padding before Open returns.
+	VerifyEager
+)
+
+// A Policy is consulted by Open after the header is verified and before any
+// tensor is exposed; an error from Check fails Open. The sign package
+// provides the signature policy.
+type Policy interface {
+	Check(f *File) error
+}
+
+type config struct {
+	limits   format.Limits
+	verify   VerifyMode
+	policies []Policy
+	noMap    bool
+}
+
+// An Option configures Open, NewReader and Inspect.
+type Option func(*config) error
+
+// WithLimits sets the limits (format.Limits; zero fields keep their defaults).
+func WithLimits(l format.Limits) Option {
+	return func(c *config) error {
+		l = l.WithDefaults()
+		if err := l.Validate(); err != nil {
+			return err
+		}
+		c.limits = l
+		return nil
+	}
+}
+
+// WithVerify sets when digests are checked. Default VerifyNone.
+func WithVerify(m VerifyMode) Option {
+	return func(c *config) error {
+		if m < VerifyNone || m > VerifyEager {
+			return fmt.Errorf("decode: unknown verify mode %d", m)
+		}
+		c.verify = m
+		return nil
+	}
+}
+
+// WithPolicy adds a policy that Open enforces before returning the file.
+func WithPolicy(p Policy) Option {
+	return func(c *config) error {
+		if p == nil {
+			return fmt.Errorf("decode: nil policy")
+		}
+		c.policies = append(c.policies, p)
+		return nil
+	}
+}
+
+// WithoutMmap makes Open read with pread instead of mapping the file.
+func WithoutMmap() Option {
+	return func(c *config) error { c.noMap = true; return nil }
+}
+
+func newConfig(opts []Option) (config, error) {
+	c := config{limits: format.DefaultLimits()}
+	for _, o := range opts {
+		if err := o(&c); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,162 @@
+package decode
+
+import (
+	"fmt"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/safeweights/safeweights/format"
+)
+
+// Tensor describes one tensor of a File and reads its bytes.
+type Tensor struct {
+	Name        string
+	DType       format.DType
+	Shape       []int64 // row-major, outermost first; empty for a scalar
+	Compression format.Compression
+	// Offset is the absolute file offset of the stored bytes, a multiple
+	// of the file's alignment.
+	Offset int64
+	// StoredLength is the number of bytes stored in the file.
+	StoredLength int64
+	// Length is the canonical (decoded) byte length: elements x dtype size.
+	Length     int64
+	Attributes map[string]string
+
+	f       *File
+	index   int
+	digests []byte
+}
+
+// Index is the tensor's position in file order.
+func (t *Tensor) Index() int { return t.index }
+
+// NumElements is the number of elements.
+func (t *Tensor) NumElements() int64 {
+	n, _ := format.NumElements(t.Shape)
+	return int64(n)
+}
+
+// NumChunks is the number of digest chunks of the stored bytes.
+func (t *Tensor) NumChunks() int {
+	return int(format.NumChunks(uint64(t.StoredLength), uint64(t.f.ChunkSize())))
+}
+
+// ChunkDigest returns the recorded digest of chunk i, which covers the stored
+// bytes [i*ChunkSize, min((i+1)*ChunkSize, StoredLength)).
+func (t *Tensor) ChunkDigest(i int) []byte {
+	return t.digests[i*format.DigestSize : (i+1)*format.DigestSize]
+}
+
+// Stored returns the stored bytes: a view of the mapping for a mapped file,
+// else a copy. For a raw tensor they are its canonical bytes.
+func (t *Tensor) Stored() ([]byte, error) {
+	if err := t.checkAccess(); err != nil {
+		return nil, err
+	}
+	return t.stored()
+}
+
+func (t *Tensor) stored() ([]byte, error) {
+	if t.f.data != nil {
+		return t.f.data[t.Offset : t.Offset+t.StoredLength : t.Offset+t.StoredLength], nil
+	}
+	b := make([]byte, t.StoredLength)
+	if err := t.f.readAt(b, t.Offset); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// checkAccess enforces the verify mode before bytes are handed out.
+func (t *Tensor) checkAccess() error {
+	if t.f.closed.Load() {
+		return errClosed
+	}
+	if t.f.verified == nil || t.f.verified[t.index].Load() {
+		return nil
+	}
+	if err := t.f.verifyTensors([]int{t.index}, VerifyOptions{}); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Bytes returns the tensor's canonical row-major little-endian bytes. For a
+// raw tensor of a mapped file they are a read-only view of the mapping,
+// valid until Close; otherwise a new slice. Compressed tensors are decoded,
+// bounded by their declared length and the MaxDecompressedSize limit.
+func (t *Tensor) Bytes() ([]byte, error) {
+	if err := t.checkAccess(); err != nil {
+		return nil, err
+	}
+	if t.Compression == format.None {
+		return t.stored()
+	}
+	dst := make([]byte, t.Length)
+	if err := t.decompress(dst); err != nil {
+		return nil, err
+	}
+	return dst, nil
+}
+
+// ReadInto copies the tensor's canonical bytes into dst, which must be
+// exactly Length bytes long.
+func (t *Tensor) ReadInto(dst []byte) error {
+	if int64(len(dst)) != t.Length {
+		return fmt.Errorf("decode: tensor %q: buffer of %d bytes, want %d", t.Name, len(dst), t.Length)
+	}
+	if err := t.checkAccess(); err != nil {
+		return err
+	}
+	if t.Compression == format.None {
+		return t.f.readAt(dst, t.Offset)
+	}
+	return t.decompress(dst)
+}
+
+// R27: a compressed tensor decodes to exactly its declared length.
+func (t *Tensor) decompress(dst []byte) error {
+	if t.Length > t.f.cfg.limits.MaxDecompressedSize {
+		return &format.FormatError{Kind: format.ErrLimit, Rule: "R27", Offset: t.Offset,
+			Field: fmt.Sprintf("tensor %q", t.Name), Reason: fmt.Sprintf("decoded size %d over the limit of %d", t.Length, t.f.cfg.limits.MaxDecompressedSize)}
+	}
+	src, err := t.stored()
+	if err != nil {
+		return err
+	}
+	bad := func(reason string, err error) error {
+		return &format.FormatError{Kind: format.ErrCompression, Rule: "R27", Offset: t.Offset,
+			Field: fmt.Sprintf("tensor %q", t.Name), Reason: reason, Err: err}
+	}
+	var hdr zstd.Header
+	if err := t.f.guard(func() { err = hdr.Decode(src) }); err != nil {
+		return err
+	}
+	if err != nil {
+		return bad("bad zstd frame header", err)
+	}
+	if hdr.HasFCS && hdr.FrameContentSize != uint64(t.Length) {
+		return bad(fmt.Sprintf("frame declares %d bytes, the shape gives %d", hdr.FrameContentSize, t.Length), nil)
+	}
+	dec, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(1),
+		// The bound is the declared length, but never below the smallest
+		// window a frame may name; the length is checked again after.
+		zstd.WithDecoderMaxMemory(uint64(max(t.Length, 1<<20))+1))
+	if err != nil {
+		return bad("", err)
+	}
+	defer dec.Close()
+	var out []byte
+	if gerr := t.f.guard(func() { out, err = dec.DecodeAll(src, dst[:0]) }); gerr != nil {
+		return gerr
+	}
+	if err != nil {
+		return bad("", err)
+	}
+	if int64(len(out)) != t.Length || (len(out) > 0 && &out[0] != &dst[0]) {
+		return bad(fmt.Sprintf("decodes to %d bytes, want %d", len(out), t.Length), nil)
+	}
+	return nil
+}

@@ -1,0 +1,202 @@
+package decode
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/safeweights/safeweights/format"
+)
+
+// VerifyOptions choose what Verify checks and how.
+type VerifyOptions struct {
+	// Tensors names the tensors to check; empty means all of them, and then
+	// the padding between tensors is checked too (R25).
+	Tensors []string
+	// Progress, if set, is called with the stored bytes checked so far and
+	// the total, from one goroutine at a time.
+	Progress func(done, total int64)
+	// Workers is the number of hashing goroutines; 0 means GOMAXPROCS.
+	Workers int
+
+	ctx context.Context
+}
+
+// Verify checks the chunk digests of the chosen tensors in parallel (R26)
+// and, when checking every tensor, that all padding is zero (R25). It returns
+// the first mismatch as a *format.FormatError naming the tensor and chunk, or
+// ctx's error if ctx is cancelled first.
+func (f *File) Verify(ctx context.Context, opts VerifyOptions) error {
+	var idx []int
+	if len(opts.Tensors) == 0 {
+		idx = make([]int, f.NumTensors())
+		for i := range idx {
+			idx[i] = i
+		}
+	} else {
+		for _, name := range opts.Tensors {
+			t, err := f.Tensor(name)
+			if err != nil {
+				return err
+			}
+			idx = append(idx, t.index)
+		}
+	}
+	opts.ctx = ctx
+	if err := f.verifyTensors(idx, opts); err != nil {
+		return err
+	}
+	if len(opts.Tensors) == 0 {
+		return f.checkGaps()
+	}
+	return nil
+}
+
+// checkGaps checks the padding between tensors (R25).
+func (f *File) checkGaps() error {
+	end := int64(f.pre.DataOffset)
+	for i := range f.NumTensors() {
+		e := f.hdr.Tensor(i)
+		off := int64(f.pre.DataOffset + e.Offset)
+		if err := f.checkZero(end, off); err != nil {
+			return err
+		}
+		end = off + int64(e.StoredLength)
+	}
+	return nil
+}
+
+type chunkJob struct {
+	t     *Tensor
+	chunk int
+}
+
+// VerifyRange checks the chunks that cover the stored bytes [off, off+n) of
+// the tensor, such as one rank's row slice in tensor-parallel loading.
+func (t *Tensor) VerifyRange(off, n int64) error {
+	if off < 0 || n < 0 || off > t.StoredLength || n > t.StoredLength-off {
+		return fmt.Errorf("decode: tensor %q: range [%d, +%d) outside its %d bytes", t.Name, off, n, t.StoredLength)
+	}
+	if n == 0 {
+		return nil
+	}
+	cs := t.f.ChunkSize()
+	for c := off / cs; c <= (off+n-1)/cs; c++ {
+		if err := t.f.checkChunk(t, int(c), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
+	if f.closed.Load() {
+		return errClosed
+	}
+	ctx := opts.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	var jobs []chunkJob
+	var total int64
+	for _, i := range idx {
+		if f.verified != nil && f.verified[i].Load() {
+			continue
+		}
+		t := f.TensorAt(i)
+		for c := range t.NumChunks() {
+			jobs = append(jobs, chunkJob{t, c})
+		}
+		total += t.StoredLength
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = max(1, min(workers, len(jobs)))
+
+	var (
+		next     atomic.Int64
+		done     atomic.Int64
+		firstErr error
+		errOnce  sync.Once
+		stop     atomic.Bool
+		progMu   sync.Mutex
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err })
+		stop.Store(true)
+	}
+	for range workers {
+		wg.Go(func() {
+			var buf []byte
+			if f.data == nil {
+				buf = make([]byte, f.ChunkSize())
+			}
+			for !stop.Load() {
+				j := next.Add(1) - 1
+				if j >= int64(len(jobs)) {
+					return
+				}
+				if err := ctx.Err(); err != nil {
+					fail(err)
+					return
+				}
+				job := jobs[j]
+				if err := f.checkChunk(job.t, job.chunk, buf); err != nil {
+					fail(err)
+					return
+				}
+				n := min(f.ChunkSize(), job.t.StoredLength-int64(job.chunk)*f.ChunkSize())
+				d := done.Add(n)
+				if opts.Progress != nil {
+					progMu.Lock()
+					opts.Progress(d, total)
+					progMu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if f.verified != nil {
+		for _, i := range idx {
+			f.verified[i].Store(true)
+		}
+	}
+	return nil
+}
+
+// checkChunk hashes one chunk of t's stored bytes and compares it with the
+// header. buf is scratch space of ChunkSize bytes for unmapped files.
+func (f *File) checkChunk(t *Tensor, c int, buf []byte) error {
+	cs := f.ChunkSize()
+	lo := int64(c) * cs
+	n := min(cs, t.StoredLength-lo)
+	var sum [format.DigestSize]byte
+	if f.data != nil {
+		b := f.data[t.Offset+lo : t.Offset+lo+n]
+		if err := f.guard(func() { sum = f.pre.DigestAlgorithm.Sum(b) }); err != nil {
+			return err
+		}
+	} else {
+		if int64(len(buf)) < n {
+			buf = make([]byte, n)
+		}
+		if err := f.readAt(buf[:n], t.Offset+lo); err != nil {
+			return err
+		}
+		sum = f.pre.DigestAlgorithm.Sum(buf[:n])
+	}
+	if !bytes.Equal(sum[:], t.ChunkDigest(c)) {
+		return &format.FormatError{Kind: format.ErrDigest, Rule: "R26", Offset: t.Offset + lo,
+			Field: fmt.Sprintf("tensor %q chunk %d", t.Name, c), Reason: "stored bytes do not match the header"}
+	}
+	return nil
+}

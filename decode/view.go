@@ -1,0 +1,110 @@
+package decode
+
+import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+
+	"github.com/safeweights/safeweights/format"
+)
+
+// Element is a Go type that a tensor can be viewed as. F16, BF16 and the F8
+// types have no Go type: view them as uint16 or uint8.
+type Element interface {
+	~float32 | ~float64 | ~int8 | ~int16 | ~int32 | ~int64 |
+		~uint8 | ~uint16 | ~uint32 | ~uint64 | ~complex64 | ~complex128
+}
+
+// elementOK reports whether T can view dtype d.
+func elementOK[T Element](d format.DType) bool {
+	var z T
+	switch any(z).(type) {
+	case float32:
+		return d == format.F32
+	case float64:
+		return d == format.F64
+	case int8:
+		return d == format.I8
+	case int16:
+		return d == format.I16
+	case int32:
+		return d == format.I32
+	case int64:
+		return d == format.I64
+	case uint8:
+		return d == format.U8 || d == format.Bool || d == format.F8E4M3 || d == format.F8E5M2
+	case uint16:
+		return d == format.U16 || d == format.F16 || d == format.BF16
+	case uint32:
+		return d == format.U32
+	case uint64:
+		return d == format.U64
+	case complex64:
+		return d == format.C64
+	case complex128:
+		return d == format.C128
+	}
+	// A named type: compare sizes only through its underlying kind.
+	return int(unsafe.Sizeof(z)) == d.Size() && d != format.Bool
+}
+
+var hostLittleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
+
+// View returns the tensor's elements as a []T. On a little-endian host, for
+// a raw tensor of a mapped file whose data is aligned for T (the format's
+// alignment guarantees it), the slice is a read-only view of the mapping,
+// valid until Close: writing to it faults. Otherwise it is a copy.
+func View[T Element](t *Tensor) ([]T, error) {
+	if !elementOK[T](t.DType) {
+		var z T
+		return nil, fmt.Errorf("decode: tensor %q is %v, cannot view as %T", t.Name, t.DType, z)
+	}
+	b, err := t.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	var z T
+	size := int(unsafe.Sizeof(z))
+	n := len(b) / size
+	if n == 0 {
+		return []T{}, nil
+	}
+	if hostLittleEndian && uintptr(unsafe.Pointer(&b[0]))%unsafe.Alignof(z) == 0 {
+		return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), n), nil
+	}
+	out := make([]T, n)
+	copyLE(out, b, size)
+	return out, nil
+}
+
+// copyLE decodes little-endian elements of b into out (a big-endian host or
+// an unaligned buffer).
+func copyLE[T Element](out []T, b []byte, size int) {
+	le := binary.LittleEndian
+	p := unsafe.Pointer(&out[0])
+	for i := range out {
+		src := b[i*size : (i+1)*size]
+		dst := unsafe.Add(p, i*size)
+		switch size {
+		case 1:
+			*(*uint8)(dst) = src[0]
+		case 2:
+			*(*uint16)(dst) = le.Uint16(src)
+		case 4:
+			*(*uint32)(dst) = le.Uint32(src)
+		case 8:
+			if _, ok := any(out[0]).(complex64); ok {
+				*(*uint32)(dst) = le.Uint32(src)
+				*(*uint32)(unsafe.Add(dst, 4)) = le.Uint32(src[4:])
+			} else {
+				*(*uint64)(dst) = le.Uint64(src)
+			}
+		case 16:
+			*(*uint64)(dst) = le.Uint64(src)
+			*(*uint64)(unsafe.Add(dst, 8)) = le.Uint64(src[8:])
+		}
+	}
+}
