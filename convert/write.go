@@ -1,0 +1,164 @@
+package convert
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"github.com/safeweights/safeweights/encode"
+	"github.com/safeweights/safeweights/format"
+)
+
+// Version is the converters' version, recorded in provenance.
+const Version = "0.1"
+
+// Source is a source file mapped read-only, with its SHA-256.
+type Source struct {
+	Path   string
+	Data   []byte
+	SHA256 [32]byte
+	close  func() error
+}
+
+// Close releases the mapping. Tensor data taken from Data must not be used
+// after Close.
+func (s *Source) Close() error {
+	if s.close == nil {
+		return nil
+	}
+	c := s.close
+	s.close = nil
+	return c()
+}
+
+// OpenSource maps path read-only and hashes it. Files that cannot be mapped
+// are read into memory.
+func OpenSource(path string) (*Source, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("convert: %s is not a regular file", path)
+	}
+	s := &Source{Path: path}
+	data, unmap, err := mapFile(f, st.Size())
+	if err != nil || data == nil {
+		if data, err = io.ReadAll(f); err != nil {
+			return nil, fmt.Errorf("convert: %w", err)
+		}
+	} else {
+		s.close = unmap
+	}
+	s.Data = data
+	s.SHA256 = sha256.Sum256(data)
+	return s, nil
+}
+
+// WriteFile writes m to dst as a safeweights file: the tensors in order, the
+// aliases as the attribute "aliases" (rule N8), the structure and a report
+// summary as metadata, and the provenance (spec/CONVERSION.md sections 4, 5).
+// src may be nil; then no source digest is recorded. Nothing is left at dst
+// on failure.
+func WriteFile(dst string, m *Model, src *Source, opts ...encode.Option) error {
+	prov := format.Provenance{
+		SourceFormat: m.SourceFormat,
+		Converter:    "safeweights/convert/" + m.SourceFormat + " " + Version,
+	}
+	if src != nil {
+		prov.SourceSHA256 = src.SHA256[:]
+	}
+	for k, v := range m.Report.Versions {
+		prov.Notes = append(prov.Notes, format.KeyValue{Key: "version." + k, Value: v})
+	}
+	w, err := encode.Create(dst, append([]encode.Option{encode.WithProvenance(prov)}, opts...)...)
+	if err != nil {
+		return err
+	}
+	for k, v := range m.Metadata {
+		w.SetMetadata(k, v)
+	}
+	if m.Structure != nil {
+		js, err := json.Marshal(m.Structure)
+		if err != nil {
+			w.Abort()
+			return fmt.Errorf("convert: structure: %w", err)
+		}
+		w.SetMetadata(MetaStructure, string(js))
+	}
+	js, err := json.Marshal(reportSummary(&m.Report))
+	if err != nil {
+		w.Abort()
+		return fmt.Errorf("convert: report: %w", err)
+	}
+	w.SetMetadata(MetaReport, string(js))
+	for i := range m.Tensors {
+		t := &m.Tensors[i]
+		var topts []encode.TensorOption
+		if len(t.Aliases) > 0 {
+			a, _ := json.Marshal(t.Aliases)
+			topts = append(topts, encode.Attribute("aliases", string(a)))
+		}
+		if err := w.Add(t.Name, t.DType, t.Shape, t.Data, topts...); err != nil {
+			w.Abort()
+			return err
+		}
+	}
+	return w.Close()
+}
+
+type summary struct {
+	Dropped  map[string]int    `json:"dropped"`
+	Versions map[string]string `json:"versions,omitempty"`
+	HasCode  bool              `json:"has_code"`
+	Warnings int               `json:"warnings,omitempty"`
+}
+
+func reportSummary(r *Report) summary {
+	s := summary{Dropped: map[string]int{}, Versions: r.Versions, HasCode: r.HasCode, Warnings: len(r.Warnings)}
+	for _, d := range r.Dropped {
+		s.Dropped[d.Kind]++
+	}
+	return s
+}
+
+// Convert runs read over the mapped source file and writes the result to
+// dst, filling in the report's source, output and tensor list.
+func Convert(srcPath, dst string, read func(data []byte) (*Model, error), opts ...encode.Option) (*Report, error) {
+	src, err := OpenSource(srcPath)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	m, err := read(src.Data)
+	if err != nil {
+		return nil, err
+	}
+	if err := WriteFile(dst, m, src, opts...); err != nil {
+		return nil, err
+	}
+	r := m.Report
+	r.Source = srcPath
+	r.Output = dst
+	r.SourceFormat = m.SourceFormat
+	r.SourceSHA256 = hex.EncodeToString(src.SHA256[:])
+	r.Converter = "safeweights/convert/" + m.SourceFormat + " " + Version
+	r.Tensors = r.Tensors[:0]
+	for _, t := range m.Tensors {
+		r.Tensors = append(r.Tensors, ReportTensor{Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: int64(len(t.Data)), Aliases: t.Aliases})
+	}
+	if r.Dropped == nil {
+		r.Dropped = []Dropped{}
+	}
+	sort.SliceStable(r.Dropped, func(i, j int) bool { return r.Dropped[i].Path < r.Dropped[j].Path })
+	return &r, nil
+}
