@@ -473,10 +473,11 @@ func (h *Header) Lookup(name string) int {
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
 		j := int(h.root.NameIndex(m))
-		switch c := bytes.Compare(h.TensorName(j), []byte(name)); {
-		case c == 0:
+		// string(b) in a comparison does not allocate.
+		switch b := h.TensorName(j); {
+		case string(b) == name:
 			return j
-		case c < 0:
+		case string(b) < name:
 			lo = m + 1
 		default:
 			hi = m
