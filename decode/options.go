@@ -27,11 +27,19 @@ type Policy interface {
 	Check(f *File) error
 }
 
+// A Policy that also implements MinVerifier raises the verify mode of the
+// files it is applied to: a signature policy uses it so that no tensor byte
+// is returned before its digests are checked.
+type MinVerifier interface {
+	MinVerify() VerifyMode
+}
+
 type config struct {
-	limits   format.Limits
-	verify   VerifyMode
-	policies []Policy
-	noMap    bool
+	limits    format.Limits
+	verify    VerifyMode
+	minVerify VerifyMode // raised by policies; applied after all options
+	policies  []Policy
+	noMap     bool
 }
 
 // An Option configures Open, NewReader and Inspect.
@@ -67,6 +75,9 @@ func WithPolicy(p Policy) Option {
 			return fmt.Errorf("decode: nil policy")
 		}
 		c.policies = append(c.policies, p)
+		if mv, ok := p.(MinVerifier); ok && mv.MinVerify() > c.verify {
+			c.minVerify = max(c.minVerify, mv.MinVerify())
+		}
 		return nil
 	}
 }
@@ -83,5 +94,6 @@ func newConfig(opts []Option) (config, error) {
 			return c, err
 		}
 	}
+	c.verify = max(c.verify, c.minVerify)
 	return c, nil
 }
