@@ -1,0 +1,314 @@
+package gpu
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	"github.com/safeweights/safeweights/format"
+)
+
+// A stager makes the bytes of a window available in page-locked host memory:
+// by registering the file mapping (warm path) or by reading into a pinned
+// staging buffer (cold path). release is called once the window's copies
+// have completed and its hashing is done.
+type stager interface {
+	stage(ctx context.Context, w *window) (buf []byte, release func() error, err error)
+}
+
+// item is one staged window moving through the pipeline.
+type item struct {
+	w       *window
+	buf     []byte // buf[0] is the byte at file offset w.off
+	release func() error
+	ev      event
+	hasEv   bool
+	pending atomic.Int32 // parts still using buf: the copy, and the hashing
+}
+
+type pipeConfig struct {
+	producers int // goroutines staging windows
+	depth     int // windows in flight at most
+	hashers   int // 0: no verification
+	streams   []stream
+}
+
+// runPipeline stages every window of p, copies it to the device and releases
+// it, with staging, copying and hashing overlapped:
+//
+//	producers: acquire a slot, stage window i   (register / pread)
+//	copier:    queue its copies on a stream, record an event
+//	completer: wait for the event, then release  (unregister / reuse buffer)
+//	hashers:   check the chunk digests of the staged bytes
+//
+// A window's bytes are released only after both its copy and its hashing are
+// done, and a slot is freed only then, so at most depth windows are pinned.
+// The first error cancels the rest; runPipeline returns only when every
+// queued copy has completed and every window is released.
+func runPipeline(ctx context.Context, dev device, v *fileView, p *plan, allocs []devPtr, st stager, cfg pipeConfig) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	fail := func(err error) { cancel(err) }
+
+	n := len(p.windows)
+	slots := make(chan struct{}, cfg.depth)
+	ready := make(chan *item, n)
+	completed := make(chan *item, n)
+	var hashQ chan *item
+	if cfg.hashers > 0 {
+		hashQ = make(chan *item, n)
+	}
+	var releaseErr error
+	var relMu sync.Mutex
+	done := func(it *item) {
+		if it.pending.Add(-1) != 0 {
+			return
+		}
+		if err := it.release(); err != nil {
+			relMu.Lock()
+			releaseErr = cmpOr(releaseErr, err)
+			relMu.Unlock()
+			fail(err)
+		}
+		<-slots
+	}
+
+	var next atomic.Int64
+	var producers sync.WaitGroup
+	for range cfg.producers {
+		producers.Go(func() {
+			unbind, err := dev.bind()
+			if err != nil {
+				fail(err)
+				return
+			}
+			defer unbind()
+			for {
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				i := next.Add(1) - 1
+				if i >= int64(n) || ctx.Err() != nil {
+					<-slots
+					return
+				}
+				w := &p.windows[i]
+				buf, rel, err := st.stage(ctx, w)
+				if err != nil {
+					<-slots
+					fail(err)
+					return
+				}
+				it := &item{w: w, buf: buf, release: rel}
+				it.pending.Store(1)
+				if hashQ != nil {
+					it.pending.Add(1)
+					hashQ <- it
+				}
+				ready <- it
+			}
+		})
+	}
+	go func() {
+		producers.Wait()
+		close(ready)
+		if hashQ != nil {
+			close(hashQ)
+		}
+	}()
+
+	var workers sync.WaitGroup
+	for range cfg.hashers {
+		workers.Go(func() {
+			for it := range hashQ {
+				if ctx.Err() == nil {
+					if err := checkWindow(v, it); err != nil {
+						fail(err)
+					}
+				}
+				done(it)
+			}
+		})
+	}
+
+	// The copier and the completer talk to the driver: each runs on its own
+	// locked thread with the context current.
+	workers.Go(func() {
+		defer close(completed)
+		unbind, err := dev.bind()
+		if err != nil {
+			fail(err)
+			for it := range ready {
+				done(it)
+			}
+			return
+		}
+		defer unbind()
+		k := 0
+		for it := range ready {
+			if ctx.Err() != nil {
+				done(it)
+				continue
+			}
+			s := cfg.streams[k%len(cfg.streams)]
+			k++
+			if err := queueCopies(dev, it, allocs, s); err != nil {
+				// Copies already queued may still read buf: wait for the
+				// stream before the window is released.
+				fail(err)
+				if serr := dev.syncStream(s); serr != nil {
+					fail(serr)
+				}
+				done(it)
+				continue
+			}
+			completed <- it
+		}
+	})
+	workers.Go(func() {
+		unbind, err := dev.bind()
+		if err != nil {
+			fail(err)
+		}
+		for it := range completed {
+			if err == nil {
+				if werr := dev.wait(it.ev); werr != nil {
+					fail(werr)
+				}
+				if derr := dev.destroyEvent(it.ev); derr != nil {
+					fail(derr)
+				}
+			}
+			done(it)
+		}
+		if unbind != nil {
+			unbind()
+		}
+	})
+	workers.Wait()
+	// Every item was released by now: the copier saw each one, and the
+	// completer waited for the copies of each before releasing it.
+	if releaseErr != nil {
+		return releaseErr
+	}
+	return context.Cause(ctx)
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// queueCopies queues the copy runs of it on s and records its event.
+func queueCopies(dev device, it *item, allocs []devPtr, s stream) error {
+	w := it.w
+	for _, r := range w.runs {
+		lo := r.off - w.off
+		if lo < 0 || lo+r.n > int64(len(it.buf)) {
+			panic("gpu: copy run outside its window") // a broken plan
+		}
+		if err := dev.copyAsync(allocs[r.alloc]+devPtr(r.dst), it.buf[lo:lo+r.n], s); err != nil {
+			return err
+		}
+	}
+	ev, err := dev.newEvent()
+	if err != nil {
+		return err
+	}
+	if err := dev.record(ev, s); err != nil {
+		_ = dev.destroyEvent(ev)
+		return err
+	}
+	it.ev, it.hasEv = ev, true
+	return nil
+}
+
+// DigestError reports stored bytes whose chunk digest does not match the
+// header. It wraps format.ErrDigest.
+type DigestError struct {
+	Tensor string
+	Chunk  int
+}
+
+func (e *DigestError) Error() string {
+	return fmt.Sprintf("gpu: tensor %q chunk %d: digest mismatch", e.Tensor, e.Chunk)
+}
+
+func (e *DigestError) Unwrap() error { return format.ErrDigest }
+
+// checkWindow hashes every chunk of the window's segments.
+func checkWindow(v *fileView, it *item) (err error) {
+	// The staged bytes may be a mapping of a file truncated under us: a
+	// fault becomes an I/O error instead of a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if re, ok := r.(runtime.Error); ok {
+				err = fmt.Errorf("gpu: reading the mapped file: %v: %w", re, format.ErrIO)
+				return
+			}
+			panic(r)
+		}
+	}()
+	for _, s := range it.w.segs {
+		t := &v.tensors[s.tensor]
+		data := it.buf[s.off-it.w.off : s.end-it.w.off]
+		if err := checkChunks(v, t, s.chunk0, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkChunks compares the digests of data, which starts at chunk c0 of t.
+func checkChunks(v *fileView, t *viewTensor, c0 int, data []byte) error {
+	for c := c0; len(data) > 0; c++ {
+		n := min(int64(len(data)), v.chunkSize)
+		if c >= t.numChunks {
+			return fmt.Errorf("gpu: tensor %q: chunk %d of %d: %w", t.name, c, t.numChunks, format.ErrChunking)
+		}
+		sum := v.alg.Sum(data[:n])
+		if !bytes.Equal(sum[:], t.chunkDigest(c)) {
+			return &DigestError{Tensor: t.name, Chunk: c}
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+// checkStored verifies the stored bytes of t through the file's reader, for
+// tensors that do not pass through a window (compressed ones).
+func checkStored(ctx context.Context, v *fileView, t *viewTensor, buf []byte) error {
+	want := (t.stored + v.chunkSize - 1) / v.chunkSize
+	if int64(t.numChunks) != want {
+		return fmt.Errorf("gpu: tensor %q: %d chunk digests for %d chunks: %w", t.name, t.numChunks, want, format.ErrChunking)
+	}
+	for c := 0; c < t.numChunks; c++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		off := int64(c) * v.chunkSize
+		n := min(v.chunkSize, t.stored-off)
+		b := buf[:n]
+		if got, err := v.readerAt.ReadAt(b, t.offset+off); int64(got) < n {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("gpu: tensor %q: %w: %w", t.name, format.ErrIO, err)
+		}
+		if err := checkChunks(v, t, c, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}

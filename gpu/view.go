@@ -1,0 +1,68 @@
+package gpu
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/safeweights/safeweights/decode"
+	"github.com/safeweights/safeweights/format"
+)
+
+// fileView is what the loader needs of a decoded file. Load builds it from a
+// *decode.File; tests build it from bytes they generate.
+type fileView struct {
+	tensors   []viewTensor
+	chunkSize int64
+	alignment int64
+	alg       format.DigestAlgorithm
+	mapping   []byte      // the read-only mapping of the whole file, or nil
+	readerAt  io.ReaderAt // reads the file; always set
+	path      string      // the file's path, or "" when it has none
+	size      int64
+}
+
+type viewTensor struct {
+	name        string
+	dtype       format.DType
+	shape       []int64
+	compression format.Compression
+	offset      int64 // absolute file offset of the stored bytes
+	stored      int64 // stored byte length
+	length      int64 // decoded byte length
+	numChunks   int
+	chunkDigest func(i int) []byte
+	readInto    func(dst []byte) error // decoded bytes; used for compressed tensors
+}
+
+func viewOf(f *decode.File) (*fileView, error) {
+	if f == nil {
+		return nil, fmt.Errorf("gpu: nil file")
+	}
+	v := &fileView{
+		chunkSize: f.ChunkSize(),
+		alignment: f.Alignment(),
+		alg:       f.DigestAlgorithm(),
+		mapping:   f.Mapping(),
+		readerAt:  f.ReaderAt(),
+		path:      f.Path(),
+		size:      f.Size(),
+	}
+	n := f.NumTensors()
+	v.tensors = make([]viewTensor, 0, n)
+	for i := range n {
+		t := f.TensorAt(i)
+		v.tensors = append(v.tensors, viewTensor{
+			name:        t.Name,
+			dtype:       t.DType,
+			shape:       t.Shape,
+			compression: t.Compression,
+			offset:      t.Offset,
+			stored:      t.StoredLength,
+			length:      t.Length,
+			numChunks:   t.NumChunks(),
+			chunkDigest: t.ChunkDigest,
+			readInto:    t.ReadInto,
+		})
+	}
+	return v, nil
+}
