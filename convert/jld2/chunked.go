@@ -1,0 +1,493 @@
+package jld2
+
+import (
+	"bytes"
+	"compress/zlib"
+	"errors"
+	"io"
+	"math/bits"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/safeweights/safeweights/convert"
+)
+
+// HDF5 filter identifiers (rule F2).
+const (
+	filterDeflate  = 1
+	filterShuffle  = 2
+	filterFletcher = 3
+	filterSzip     = 4
+	filterNbit     = 5
+	filterScale    = 6
+	filterLZ4      = 32004
+	filterBzip2    = 307
+	filterBlosc    = 32001
+	filterZstd     = 32015
+)
+
+type chunkRef struct {
+	addr  uint64
+	size  uint64
+	mask  uint32
+	index uint64 // linear (row-major) index of the chunk in the chunk grid
+}
+
+// chunked assembles a chunked dataset of need bytes (rules C1-C6).
+func (f *file) chunked(in *info, need uint64) ([]byte, error) {
+	l := in.layout
+	dims := in.space.dims
+	if in.space.kind != spaceSimple || len(l.chunk) != len(dims) {
+		return nil, errAt(convert.ErrMalformed, in.off, "chunk rank %d for a dataspace of rank %d", len(l.chunk), len(dims))
+	}
+	if l.elem != uint64(in.dt.size) {
+		return nil, errAt(convert.ErrMalformed, in.off, "chunk element size %d for a datatype of %d bytes", l.elem, in.dt.size)
+	}
+	for _, fl := range in.filters {
+		switch fl.id {
+		case filterDeflate, filterZstd, filterShuffle:
+		default:
+			return nil, errAt(convert.ErrUnsupported, in.off, "filter %s", filterName(fl.id))
+		}
+	}
+	chunkBytes := l.elem
+	grid := make([]uint64, len(dims))
+	total := uint64(1)
+	for i, d := range l.chunk {
+		var hi uint64
+		hi, chunkBytes = bits.Mul64(chunkBytes, d)
+		if hi != 0 || chunkBytes > 1<<32 {
+			return nil, errAt(convert.ErrMalformed, in.off, "chunk larger than 4 GiB")
+		}
+		grid[i] = dims[i] / d
+		if dims[i]%d != 0 {
+			grid[i]++
+		}
+		hi, total = bits.Mul64(total, grid[i])
+		if hi != 0 || total > uint64(f.lim.MaxChunks) {
+			return nil, errAt(convert.ErrLimit, in.off, "more than %d chunks", f.lim.MaxChunks)
+		}
+	}
+	if need == 0 {
+		return nil, nil
+	}
+	var refs []chunkRef
+	var err error
+	switch l.index {
+	case idxSingle:
+		if total != 1 {
+			return nil, errAt(convert.ErrMalformed, in.off, "single-chunk index for %d chunks", total)
+		}
+		size := chunkBytes
+		if l.flags&filteredSingle != 0 {
+			size = l.single.size
+		}
+		refs = []chunkRef{{addr: l.addr, size: size, mask: l.single.mask}}
+	case idxImplicit:
+		if len(in.filters) > 0 {
+			return nil, errAt(convert.ErrMalformed, in.off, "implicit chunk index with filters")
+		}
+		if _, _, err := f.at(l.addr, mustMul(total, chunkBytes), "implicit chunk index"); err != nil {
+			return nil, err
+		}
+		refs = make([]chunkRef, 0, total)
+		for i := uint64(0); i < total; i++ {
+			refs = append(refs, chunkRef{addr: l.addr + i*chunkBytes, size: chunkBytes, index: i})
+		}
+	case idxFixedArray:
+		refs, err = f.fixedArray(l.addr, len(in.filters) > 0, total)
+	case idxBTree1:
+		refs, err = f.btree1(l.addr, l, dims, grid)
+	default:
+		return nil, errAt(convert.ErrUnsupported, in.off, "chunk index type %d (extensible array and version 2 B-tree indices are not read)", l.index)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// C4: every chunk of the grid present exactly once, before any memory
+	// is committed to the output.
+	seen := make([]uint64, (total+63)/64)
+	for _, r := range refs {
+		if r.index >= total || seen[r.index/64]&(1<<(r.index%64)) != 0 {
+			return nil, errAt(convert.ErrMalformed, in.off, "chunk %d listed twice or outside the dataset", r.index)
+		}
+		seen[r.index/64] |= 1 << (r.index % 64)
+	}
+	if uint64(len(refs)) != total {
+		return nil, errAt(convert.ErrMalformed, in.off, "%d of %d chunks stored (missing chunks are not read)", len(refs), total)
+	}
+	f.decoded += int64(need)
+	if f.decoded > f.lim.MaxDecodedBytes {
+		return nil, errAt(convert.ErrLimit, in.off, "chunked data over %d bytes in total", f.lim.MaxDecodedBytes)
+	}
+	out := make([]byte, need)
+	var scratch [2][]byte
+	for _, r := range refs {
+		raw, roff, err := f.at(r.addr, r.size, "chunk")
+		if err != nil {
+			return nil, err
+		}
+		b, err := f.unfilter(raw, roff, in.filters, r.mask, chunkBytes, &scratch)
+		if err != nil {
+			return nil, err
+		}
+		copyChunk(out, b, r.index, grid, l.chunk, dims, l.elem)
+	}
+	return out, nil
+}
+
+func mustMul(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	if hi != 0 {
+		return undefAddr
+	}
+	return lo
+}
+
+// unfilter undoes the filter pipeline on one stored chunk; the result is
+// exactly chunkBytes long, and no filter may produce more (rule C5).
+func (f *file) unfilter(raw []byte, off int64, fs []filter, mask uint32, chunkBytes uint64, scratch *[2][]byte) ([]byte, error) {
+	cur := raw
+	for i := len(fs) - 1; i >= 0; i-- {
+		if i < 32 && mask&(1<<i) != 0 {
+			continue
+		}
+		dst := &scratch[i%2]
+		if uint64(cap(*dst)) < chunkBytes {
+			*dst = make([]byte, chunkBytes)
+		}
+		out := (*dst)[:chunkBytes]
+		var n int
+		var err error
+		switch fs[i].id {
+		case filterDeflate:
+			n, err = inflate(out, cur)
+		case filterZstd:
+			n, err = unzstd(out, cur)
+		case filterShuffle:
+			n = unshuffle(out, cur, fs[i])
+		}
+		if err != nil {
+			return nil, errAt(convert.ErrMalformed, off, "chunk does not decode (%s): %v", filterName(fs[i].id), err)
+		}
+		cur = out[:n]
+	}
+	if uint64(len(cur)) != chunkBytes {
+		return nil, errAt(convert.ErrMalformed, off, "chunk decodes to %d bytes, not %d", len(cur), chunkBytes)
+	}
+	return cur, nil
+}
+
+var errTooLong = errors.New("decoded data longer than the chunk")
+
+// readAllInto reads r into dst and fails if r has more.
+func readAllInto(dst []byte, r io.Reader) (int, error) {
+	n, err := io.ReadFull(r, dst)
+	switch err {
+	case nil:
+	case io.EOF, io.ErrUnexpectedEOF:
+		return n, nil
+	default:
+		return n, err
+	}
+	var one [1]byte
+	m, err := io.ReadFull(r, one[:])
+	if m > 0 {
+		return n, errTooLong
+	}
+	if err != io.EOF {
+		return n, err
+	}
+	return n, nil
+}
+
+func inflate(dst, src []byte) (int, error) {
+	zr, err := zlib.NewReader(bytes.NewReader(src))
+	if err != nil {
+		return 0, err
+	}
+	defer zr.Close()
+	return readAllInto(dst, zr)
+}
+
+func unzstd(dst, src []byte) (int, error) {
+	zr, err := zstd.NewReader(bytes.NewReader(src),
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(max(1<<20, uint64(len(dst)))),
+		zstd.WithDecoderMaxMemory(max(1<<20, uint64(len(dst)))))
+	if err != nil {
+		return 0, err
+	}
+	defer zr.Close()
+	return readAllInto(dst, zr)
+}
+
+// unshuffle undoes HDF5's byte shuffle: the stored bytes hold byte 0 of
+// every element, then byte 1 of every element, and so on.
+func unshuffle(dst, src []byte, fl filter) int {
+	es := 1
+	if len(fl.cd) > 0 && fl.cd[0] > 0 && fl.cd[0] <= 1<<16 {
+		es = int(fl.cd[0])
+	}
+	n := min(len(src), len(dst))
+	if es <= 1 {
+		return copy(dst, src[:n])
+	}
+	elems := n / es
+	for j := 0; j < es; j++ {
+		s := src[j*elems : (j+1)*elems]
+		for i, v := range s {
+			dst[i*es+j] = v
+		}
+	}
+	copy(dst[elems*es:n], src[elems*es:n])
+	return n
+}
+
+func filterName(id uint16) string {
+	switch id {
+	case filterDeflate:
+		return "deflate"
+	case filterShuffle:
+		return "shuffle"
+	case filterFletcher:
+		return "fletcher32"
+	case filterSzip:
+		return "szip"
+	case filterNbit:
+		return "nbit"
+	case filterScale:
+		return "scaleoffset"
+	case filterLZ4:
+		return "lz4"
+	case filterBzip2:
+		return "bzip2"
+	case filterBlosc:
+		return "blosc"
+	case filterZstd:
+		return "zstd"
+	}
+	return "id " + itoa(uint64(id))
+}
+
+func itoa(v uint64) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + v%10)
+		v /= 10
+		if v == 0 {
+			return string(b[i:])
+		}
+	}
+}
+
+// copyChunk copies the part of a full chunk that lies inside the dataset.
+func copyChunk(out, chunk []byte, index uint64, grid, cdims, dims []uint64, es uint64) {
+	r := len(dims)
+	start := make([]uint64, r)
+	count := make([]uint64, r)
+	rem := index
+	for i := r - 1; i >= 0; i-- {
+		start[i] = (rem % grid[i]) * cdims[i]
+		rem /= grid[i]
+		count[i] = min(cdims[i], dims[i]-start[i])
+	}
+	idx := make([]uint64, r) // position inside the chunk, last dimension excluded
+	run := count[r-1] * es
+	for {
+		var src, dst uint64
+		for i := 0; i < r; i++ {
+			src = src*cdims[i] + idx[i]
+			dst = dst*dims[i] + start[i] + idx[i]
+		}
+		copy(out[dst*es:dst*es+run], chunk[src*es:src*es+run])
+		i := r - 2
+		for ; i >= 0; i-- {
+			idx[i]++
+			if idx[i] < count[i] {
+				break
+			}
+			idx[i] = 0
+		}
+		if i < 0 {
+			return
+		}
+	}
+}
+
+// fixedArray reads a fixed array chunk index (rule C2).
+func (f *file) fixedArray(addr uint64, filtered bool, total uint64) ([]chunkRef, error) {
+	b, off, err := f.at(addr, 28, "fixed array header")
+	if err != nil {
+		return nil, err
+	}
+	if err := f.countObject(off); err != nil {
+		return nil, err
+	}
+	if string(b[:4]) != "FAHD" || b[4] != 0 {
+		return nil, errAt(convert.ErrMalformed, off, "no fixed array header signature")
+	}
+	if lookup3(b[:24]) != le64u32(b[24:]) {
+		return nil, errAt(convert.ErrMalformed, off+24, "fixed array header checksum mismatch")
+	}
+	client, esize, pageBits := b[5], int(b[6]), b[7]
+	n := le64(b[8:])
+	dblk := le64(b[16:])
+	if (client == 1) != filtered {
+		return nil, errAt(convert.ErrMalformed, off, "fixed array client %d disagrees with the filter pipeline", client)
+	}
+	if n != total {
+		return nil, errAt(convert.ErrMalformed, off, "fixed array of %d entries for %d chunks", n, total)
+	}
+	sizeWidth := 0
+	if filtered {
+		sizeWidth = esize - 12
+		if sizeWidth < 1 || sizeWidth > 8 {
+			return nil, errAt(convert.ErrMalformed, off, "fixed array entry size %d", esize)
+		}
+	} else if esize != 8 {
+		return nil, errAt(convert.ErrMalformed, off, "fixed array entry size %d", esize)
+	}
+	if pageBits > 32 {
+		return nil, errAt(convert.ErrMalformed, off, "fixed array page bits %d", pageBits)
+	}
+	pageN := uint64(1) << pageBits
+	db, doff, err := f.rest(dblk, "fixed array data block")
+	if err != nil {
+		return nil, err
+	}
+	c := newCursor(db, doff, "fixed array data block")
+	sig := c.bytes(4)
+	c.skip(2)
+	if hdr := c.u64(); c.err == nil && (string(sig) != "FADB" || hdr != addr) {
+		return nil, errAt(convert.ErrMalformed, doff, "no fixed array data block signature")
+	}
+	refs := make([]chunkRef, 0, min(n, uint64(len(db)/esize)+1))
+	readEntries := func(c *cursor, count uint64, first uint64) {
+		for i := uint64(0); i < count && c.err == nil; i++ {
+			r := chunkRef{addr: c.u64(), index: first + i}
+			if filtered {
+				r.size = c.uN(sizeWidth)
+				r.mask = c.u32()
+			}
+			if r.addr != undefAddr {
+				refs = append(refs, r)
+			}
+		}
+	}
+	checksum := func(c *cursor, from int) {
+		if c.err == nil {
+			end := c.p
+			if sum := c.u32(); c.err == nil && lookup3(c.b[from:end]) != sum {
+				c.fail(convert.ErrMalformed, "fixed array checksum mismatch")
+			}
+		}
+	}
+	if n <= pageN {
+		if uint64(c.left()) < n*uint64(esize) {
+			return nil, errAt(convert.ErrMalformed, doff, "fixed array data block truncated")
+		}
+		readEntries(c, n, 0)
+		checksum(c, 0)
+	} else {
+		pages := (n + pageN - 1) / pageN
+		c.skip(int((pages + 7) / 8))
+		checksum(c, 0)
+		for p := uint64(0); p < pages && c.err == nil; p++ {
+			cnt := min(pageN, n-p*pageN)
+			if uint64(c.left()) < cnt*uint64(esize) {
+				return nil, errAt(convert.ErrMalformed, c.pos(), "fixed array page truncated")
+			}
+			from := c.p
+			readEntries(c, cnt, p*pageN)
+			checksum(c, from)
+		}
+	}
+	if c.err != nil {
+		return nil, c.err
+	}
+	if err := f.work(c.p, doff); err != nil {
+		return nil, err
+	}
+	return refs, nil
+}
+
+// btree1 reads a version 1 B-tree of raw data chunks (rule C3).
+func (f *file) btree1(root uint64, l *layout, dims, grid []uint64) ([]chunkRef, error) {
+	var refs []chunkRef
+	seen := map[uint64]bool{}
+	rank := len(dims)
+	var walk func(addr uint64, depth int) error
+	walk = func(addr uint64, depth int) error {
+		if depth > f.lim.MaxDepth {
+			return errAt(convert.ErrLimit, -1, "chunk B-tree deeper than the limit")
+		}
+		if seen[addr] {
+			return errAt(convert.ErrMalformed, -1, "chunk B-tree node %d reached twice", addr)
+		}
+		seen[addr] = true
+		b, off, err := f.rest(addr, "chunk B-tree node")
+		if err != nil {
+			return err
+		}
+		if err := f.countObject(off); err != nil {
+			return err
+		}
+		c := newCursor(b, off, "chunk B-tree node")
+		sig := c.bytes(4)
+		typ, level, used := c.u8(), c.u8(), int(c.u16())
+		c.skip(16)
+		if c.err != nil {
+			return c.err
+		}
+		if string(sig) != "TREE" || typ != 1 {
+			return errAt(convert.ErrMalformed, off, "no chunk B-tree node signature")
+		}
+		keySize := 8 + 8*(rank+1)
+		if used > c.left()/(keySize+8) {
+			return errAt(convert.ErrMalformed, off, "chunk B-tree node of %d entries truncated", used)
+		}
+		if err := f.work(used*(keySize+8), off); err != nil {
+			return err
+		}
+		for i := 0; i < used; i++ {
+			size := uint64(c.u32())
+			mask := c.u32()
+			var index uint64
+			bad := false
+			for d := 0; d < rank; d++ {
+				o := c.u64()
+				if o%l.chunk[d] != 0 || o/l.chunk[d] >= grid[d] {
+					bad = true
+				}
+				index = index*grid[d] + o/max(l.chunk[d], 1)
+			}
+			c.skip(8)
+			child := c.u64()
+			if c.err != nil {
+				return c.err
+			}
+			if level == 0 {
+				if bad {
+					return errAt(convert.ErrMalformed, c.pos(), "chunk offset outside the dataset or not on a chunk boundary")
+				}
+				if len(refs) >= f.lim.MaxChunks {
+					return errAt(convert.ErrLimit, c.pos(), "more than %d chunks", f.lim.MaxChunks)
+				}
+				refs = append(refs, chunkRef{addr: child, size: size, mask: mask, index: index})
+				continue
+			}
+			if err := walk(child, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(root, 0); err != nil {
+		return nil, err
+	}
+	return refs, nil
+}

@@ -1,0 +1,690 @@
+package jld2
+
+import (
+	"encoding/binary"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/safeweights/safeweights/convert"
+	"github.com/safeweights/safeweights/format"
+)
+
+// walker turns the object graph into a convert.Model (rules J1-J9): a
+// depth-first walk from the root group's links, in stored order, that
+// follows object references and visits each object once.
+type walker struct {
+	f      *file
+	opts   convert.Options
+	m      *convert.Model
+	visits map[uint64]*visit
+	frames []*visit
+	names  map[string]int
+	nodes  int
+	alias  int
+	inOpt  bool
+}
+
+type visit struct {
+	path    []string
+	node    *convert.Node
+	done    bool
+	tensors []tref
+}
+
+// tref is a tensor found below a visited object: the name parts after the
+// object's own path, and the tensor's index in Model.Tensors.
+type tref struct {
+	suffix []string
+	idx    int
+}
+
+func newWalker(f *file, opts convert.Options) *walker {
+	return &walker{
+		f:      f,
+		opts:   opts,
+		visits: map[uint64]*visit{},
+		names:  map[string]int{},
+		m: &convert.Model{
+			SourceFormat: "jld2",
+			Metadata:     map[string]string{},
+			Report: convert.Report{
+				SourceFormat: "jld2",
+				Converter:    "safeweights convert/jld2",
+				Tensors:      []convert.ReportTensor{},
+				Dropped:      []convert.Dropped{},
+			},
+		},
+	}
+}
+
+// optimizerNames are top-level names under which optimiser state is saved
+// (rule J8); compared case-insensitively.
+var optimizerNames = []string{"opt", "opt_state", "optstate", "opt_st", "optim", "optimizer", "optimiser", "optimizer_state", "optimiser_state", "state_opt"}
+
+func (w *walker) run() (*convert.Model, error) {
+	h := w.f.header
+	if h.formatVersion != "" {
+		w.m.Report.Versions = map[string]string{"jld2": h.formatVersion}
+		if h.julia != "" {
+			w.m.Report.Versions["julia"] = h.julia
+		}
+	} else {
+		w.m.Report.Warnings = append(w.m.Report.Warnings, "no JLD2 text header: read as a plain HDF5 file")
+	}
+	root, err := w.f.info(w.f.root)
+	if err != nil {
+		return nil, err
+	}
+	if root.kind != kindGroup {
+		return nil, errAt(convert.ErrMalformed, root.off, "root object is not a group")
+	}
+	w.visits[w.f.root] = &visit{}
+	node, err := w.group(nil, root, 0)
+	if err != nil {
+		return nil, err
+	}
+	w.m.Structure = node
+	for _, t := range w.m.Tensors {
+		w.m.Report.Tensors = append(w.m.Report.Tensors, convert.ReportTensor{
+			Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: int64(len(t.Data)), Aliases: t.Aliases,
+		})
+	}
+	return w.m, nil
+}
+
+func (w *walker) drop(path []string, kind, detail string) {
+	w.m.Report.Dropped = append(w.m.Report.Dropped, convert.Dropped{Path: joinName(path), Kind: kind, Detail: detail})
+}
+
+func (w *walker) node(path []string, n *convert.Node) (*convert.Node, error) {
+	w.nodes++
+	if w.nodes > w.f.lim.MaxNodes {
+		return nil, &Error{Offset: -1, Path: joinName(path), Reason: "more values than the node limit", Err: convert.ErrLimit}
+	}
+	return n, nil
+}
+
+func (w *walker) group(path []string, in *info, depth int) (*convert.Node, error) {
+	n, err := w.node(path, &convert.Node{Kind: "struct", Type: "JLD2.Group"})
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range in.links {
+		if path == nil && l.name == "_types" {
+			continue
+		}
+		p := append(slices.Clip(path), l.name)
+		if l.kind == linkSoft {
+			w.drop(p, convert.DropNonNumeric, "soft link")
+			n.Fields = append(n.Fields, convert.Field{Name: l.name, Node: &convert.Node{Kind: "dropped", Dropped: convert.DropNonNumeric}})
+			continue
+		}
+		var c *convert.Node
+		if path == nil && !w.inOpt && slices.Contains(optimizerNames, strings.ToLower(l.name)) {
+			c, err = w.optimizer(p, func(p []string) (*convert.Node, error) { return w.object(p, l.addr, depth+1) }, "top-level name "+l.name)
+		} else {
+			c, err = w.object(p, l.addr, depth+1)
+		}
+		if err != nil {
+			return nil, err
+		}
+		n.Fields = append(n.Fields, convert.Field{Name: l.name, Node: c})
+	}
+	return n, nil
+}
+
+// optimizer drops optimiser state, or walks it under the name "optimizer"
+// when the caller keeps it (CONVERSION.md N9).
+func (w *walker) optimizer(path []string, walk func([]string) (*convert.Node, error), why string) (*convert.Node, error) {
+	if !w.opts.IncludeOptimizer {
+		w.drop(path, convert.DropOptimizer, why)
+		return w.node(path, &convert.Node{Kind: "dropped", Dropped: convert.DropOptimizer})
+	}
+	p := append([]string{"optimizer"}, path[1:]...)
+	w.inOpt = true
+	defer func() { w.inOpt = false }()
+	return walk(p)
+}
+
+// object walks the object at addr, reached by path (rule J3).
+func (w *walker) object(path []string, addr uint64, depth int) (*convert.Node, error) {
+	if addr == 0 || addr == undefAddr {
+		w.drop(path, convert.DropUndef, "null reference")
+		return w.node(path, &convert.Node{Kind: "nothing", Dropped: convert.DropUndef})
+	}
+	if depth > w.f.lim.MaxDepth {
+		return nil, &Error{Offset: -1, Path: joinName(path), Reason: "values nested deeper than the limit", Err: convert.ErrLimit}
+	}
+	if v, ok := w.visits[addr]; ok {
+		if !v.done {
+			w.m.Report.Warnings = append(w.m.Report.Warnings, "reference cycle: "+joinName(path)+" refers back to "+joinName(v.path))
+			return w.node(path, &convert.Node{Kind: "dropped", Value: "cycle to " + joinName(v.path)})
+		}
+		for _, t := range v.tensors {
+			if err := w.addAlias(t.idx, append(slices.Clip(path), t.suffix...)); err != nil {
+				return nil, err
+			}
+		}
+		s := &convert.Node{Kind: v.node.Kind, Type: v.node.Type, Tensor: v.node.Tensor, DType: v.node.DType}
+		return w.node(path, s)
+	}
+	v := &visit{path: slices.Clone(path)}
+	w.visits[addr] = v
+	w.frames = append(w.frames, v)
+	n, err := w.objectOnce(path, addr, depth)
+	w.frames = w.frames[:len(w.frames)-1]
+	if err != nil {
+		if e, ok := err.(*Error); ok && e.Path == "" {
+			e.Path = joinName(path)
+		}
+		return nil, err
+	}
+	v.node, v.done = n, true
+	return n, nil
+}
+
+func (w *walker) objectOnce(path []string, addr uint64, depth int) (*convert.Node, error) {
+	in, err := w.f.info(addr)
+	if err != nil {
+		return nil, err
+	}
+	switch in.kind {
+	case kindGroup:
+		return w.group(path, in, depth)
+	case kindType:
+		ti, err := w.f.typeInfo(addr)
+		if err != nil {
+			return nil, err
+		}
+		w.drop(path, convert.DropNonNumeric, "type "+ti.name)
+		return w.node(path, &convert.Node{Kind: "dropped", Type: baseName(ti.name), Dropped: convert.DropNonNumeric})
+	}
+	var ti *typeInfo
+	name := ""
+	if in.dt.committed != undefAddr {
+		if ti, err = w.f.typeInfo(in.dt.committed); err != nil {
+			return nil, err
+		}
+		name = ti.name
+	}
+	var dims []int64
+	for _, a := range in.attrs {
+		switch a.name {
+		case "julia_type":
+			if name, err = w.f.typeNameOf(a.dt, a.data, 0); err != nil {
+				return nil, err
+			}
+		case "dimensions":
+			dims = juliaDims(a)
+		}
+	}
+	if n, stop, err := w.checkType(path, name, depth, func(p []string) (*convert.Node, error) {
+		return w.dataset(p, in, ti, name, dims, depth)
+	}); stop {
+		return n, err
+	}
+	return w.dataset(path, in, ti, name, dims, depth)
+}
+
+// checkType applies the rules that depend on a Julia type name alone
+// (rules J6-J8): GPU arrays, code, optimiser state.
+func (w *walker) checkType(path []string, name string, depth int, walk func([]string) (*convert.Node, error)) (*convert.Node, bool, error) {
+	base := baseName(name)
+	switch {
+	case strings.HasPrefix(base, "CUDA.") && strings.Contains(base, "CuArray"), base == "CuArray", strings.HasPrefix(base, "CUDA.Mem.DeviceBuffer"), strings.HasPrefix(base, "CUDA.CuPtr"):
+		return nil, true, &Error{Offset: -1, Path: joinName(path), Reason: "GPU array (" + base + ") saved without its data; move the model to the CPU with cpu(model) before saving", Err: convert.ErrNoWeights}
+	case base == "Core.CodeInfo" || base == "Core.Method" || base == "Core.MethodInstance" || base == "Core.MethodTable" || base == "Core.TypeMapEntry":
+		w.m.Report.HasCode = true
+		if w.opts.Strict {
+			return nil, true, &Error{Offset: -1, Path: joinName(path), Reason: "serialized code (" + base + ") in strict mode", Err: convert.ErrHasCode}
+		}
+		w.drop(path, convert.DropCode, base)
+		n, err := w.node(path, &convert.Node{Kind: "dropped", Type: base, Dropped: convert.DropCode})
+		return n, true, err
+	case !w.inOpt && (base == "Optimisers.Leaf" || strings.HasPrefix(base, "Flux.Optimise.") || strings.HasPrefix(base, "Flux.Optimiser")):
+		n, err := w.optimizer(path, walk, "type "+base)
+		return n, true, err
+	}
+	return nil, false, nil
+}
+
+// dataset walks a dataset's value (rules J4, J5).
+func (w *walker) dataset(path []string, in *info, ti *typeInfo, name string, dims []int64, depth int) (*convert.Node, error) {
+	dt := in.dt
+	switch in.space.kind {
+	case spaceNull:
+		if dims != nil {
+			if d, ok := dt.numeric(); ok {
+				shape := slices.Clone(dims)
+				slices.Reverse(shape)
+				return w.tensor(path, name, d, shape, nil)
+			}
+		}
+		return w.ghost(path, name)
+	case spaceScalar:
+		b, err := w.f.datasetBytes(in)
+		if err != nil {
+			return nil, err
+		}
+		return w.value(path, dt, b, ti, name, depth)
+	}
+	if d, ok := dt.numeric(); ok {
+		b, err := w.f.datasetBytes(in)
+		if err != nil {
+			return nil, err
+		}
+		shape := make([]int64, len(in.space.dims))
+		for i, v := range in.space.dims {
+			shape[i] = int64(v)
+		}
+		return w.tensor(path, name, d, shape, b)
+	}
+	if !dt.hasRefs() || dt.isVlenString() {
+		kind := convert.DropUnsupportedType
+		if dt.isVlenString() || dt.class == classString {
+			kind = convert.DropNonNumeric
+		}
+		w.drop(path, kind, "array of "+describe(dt, name))
+		return w.node(path, &convert.Node{Kind: "array", Type: baseName(name), Dropped: kind})
+	}
+	b, err := w.f.datasetBytes(in)
+	if err != nil {
+		return nil, err
+	}
+	n, err := w.node(path, &convert.Node{Kind: "vector", Type: baseName(name)})
+	if err != nil {
+		return nil, err
+	}
+	if in.space.n > uint64(w.f.lim.MaxNodes) {
+		return nil, &Error{Offset: in.off, Path: joinName(path), Reason: "array with more elements than the node limit", Err: convert.ErrLimit}
+	}
+	for i := uint64(0); i < in.space.n; i++ {
+		p := append(slices.Clip(path), strconv.FormatUint(i+1, 10))
+		c, err := w.value(p, dt, b[i*uint64(dt.size):(i+1)*uint64(dt.size)], ti, "", depth+1)
+		if err != nil {
+			return nil, err
+		}
+		n.Items = append(n.Items, c)
+	}
+	return n, nil
+}
+
+// ghost is a value without data: a singleton such as nothing, a function
+// or an empty tuple (rule J5).
+func (w *walker) ghost(path []string, name string) (*convert.Node, error) {
+	base := baseName(name)
+	switch {
+	case isFunction(base):
+		w.drop(path, convert.DropFunction, base)
+		return w.node(path, &convert.Node{Kind: "function", Type: base, Function: functionName(base)})
+	case base == "Core.Nothing" || base == "Nothing":
+		return w.node(path, &convert.Node{Kind: "nothing", Type: base})
+	case base == "Core.Tuple" || base == "Tuple":
+		return w.node(path, &convert.Node{Kind: "tuple", Type: base})
+	case base == "Core.NamedTuple" || base == "NamedTuple":
+		return w.node(path, &convert.Node{Kind: "namedtuple", Type: base})
+	}
+	return w.node(path, &convert.Node{Kind: "struct", Type: base})
+}
+
+func (w *walker) tensor(path []string, typeName string, d format.DType, shape []int64, data []byte) (*convert.Node, error) {
+	name := joinName(path)
+	if path != nil && path[0] == "optimizer" && !w.inOpt {
+		return nil, &Error{Offset: -1, Path: name, Reason: "top-level name optimizer is reserved for kept optimiser state", Err: convert.ErrNameClash}
+	}
+	if _, ok := w.names[name]; ok {
+		return nil, &Error{Offset: -1, Path: name, Reason: "two arrays named " + name, Err: convert.ErrNameClash}
+	}
+	idx := len(w.m.Tensors)
+	w.names[name] = idx
+	w.m.Tensors = append(w.m.Tensors, convert.Tensor{Name: name, DType: d, Shape: shape, Data: data})
+	for _, f := range w.frames {
+		if err := w.record(f, path, idx); err != nil {
+			return nil, err
+		}
+	}
+	if typeName == "" {
+		typeName = "Core.Array"
+	}
+	return w.node(path, &convert.Node{Kind: "array", Type: baseName(typeName), Tensor: name, DType: d.String()})
+}
+
+func (w *walker) record(f *visit, path []string, idx int) error {
+	if len(path) < len(f.path) {
+		return nil
+	}
+	w.alias++
+	if w.alias > w.f.lim.MaxAliases {
+		return &Error{Offset: -1, Path: joinName(path), Reason: "more shared-array paths than the alias limit", Err: convert.ErrLimit}
+	}
+	f.tensors = append(f.tensors, tref{suffix: slices.Clone(path[len(f.path):]), idx: idx})
+	return nil
+}
+
+func (w *walker) addAlias(idx int, path []string) error {
+	name := joinName(path)
+	if j, ok := w.names[name]; ok {
+		if j != idx {
+			return &Error{Offset: -1, Path: name, Reason: "two arrays named " + name, Err: convert.ErrNameClash}
+		}
+		return nil
+	}
+	w.names[name] = idx
+	t := &w.m.Tensors[idx]
+	t.Aliases = append(t.Aliases, name)
+	for _, f := range w.frames {
+		if err := w.record(f, path, idx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// value walks one element of type dt held in b (rule J4).
+func (w *walker) value(path []string, dt *dtype, b []byte, ti *typeInfo, name string, depth int) (*convert.Node, error) {
+	if depth > w.f.lim.MaxDepth {
+		return nil, &Error{Offset: -1, Path: joinName(path), Reason: "values nested deeper than the limit", Err: convert.ErrLimit}
+	}
+	if uint64(len(b)) < uint64(dt.size) {
+		return nil, &Error{Offset: -1, Path: joinName(path), Reason: "value shorter than its datatype", Err: convert.ErrMalformed}
+	}
+	if ti == nil && dt.committed != undefAddr {
+		var err error
+		if ti, err = w.f.typeInfo(dt.committed); err != nil {
+			return nil, err
+		}
+	}
+	if name == "" && ti != nil {
+		name = ti.name
+	}
+	if ti != nil && ti.dt != nil && ti.dt != dt && ti.dt.size != dt.size {
+		ti = nil
+	}
+	if n, stop, err := w.checkType(path, name, depth, func(p []string) (*convert.Node, error) {
+		return w.valueOf(p, dt, b, ti, name, depth)
+	}); stop {
+		return n, err
+	}
+	return w.valueOf(path, dt, b, ti, name, depth)
+}
+
+func (w *walker) valueOf(path []string, dt *dtype, b []byte, ti *typeInfo, name string, depth int) (*convert.Node, error) {
+	base := baseName(name)
+	if d, ok := dt.numeric(); ok {
+		return w.node(path, &convert.Node{Kind: "scalar", Type: base, Value: scalarText(d, b), DType: d.String()})
+	}
+	switch dt.class {
+	case classRef:
+		if !dt.isObjectRef() {
+			w.drop(path, convert.DropUnsupportedType, "region reference")
+			return w.node(path, &convert.Node{Kind: "dropped", Dropped: convert.DropUnsupportedType})
+		}
+		return w.object(path, le64(b), depth+1)
+	case classCompound:
+		return w.compound(path, dt, b, ti, base, depth)
+	case classString:
+		s := strings.TrimRight(w.f.text(b[:dt.size]), "\x00 ")
+		return w.str(path, base, s)
+	case classVlen:
+		if dt.size != 16 {
+			return nil, &Error{Offset: -1, Path: joinName(path), Reason: "variable-length value of " + strconv.Itoa(int(dt.size)) + " bytes", Err: convert.ErrMalformed}
+		}
+		if dt.isVlenString() {
+			s, _, err := w.f.vlen(b, 1)
+			if err != nil {
+				return nil, err
+			}
+			return w.str(path, base, w.f.text(s))
+		}
+		if !dt.base.isObjectRef() {
+			w.drop(path, convert.DropNonNumeric, "variable-length sequence")
+			return w.node(path, &convert.Node{Kind: "dropped", Type: base, Dropped: convert.DropNonNumeric})
+		}
+		s, cnt, err := w.f.vlen(b, 8)
+		if err != nil {
+			return nil, err
+		}
+		n, err := w.node(path, &convert.Node{Kind: "vector", Type: base})
+		if err != nil {
+			return nil, err
+		}
+		for i := uint64(0); i < cnt; i++ {
+			c, err := w.object(append(slices.Clip(path), strconv.FormatUint(i+1, 10)), le64(s[8*i:]), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			n.Items = append(n.Items, c)
+		}
+		return n, nil
+	case classArray:
+		n, err := w.node(path, &convert.Node{Kind: "tuple", Type: base})
+		if err != nil {
+			return nil, err
+		}
+		cnt := uint64(dt.size) / uint64(max(dt.base.size, 1))
+		for i := uint64(0); i < cnt; i++ {
+			es := uint64(dt.base.size)
+			c, err := w.value(append(slices.Clip(path), strconv.FormatUint(i+1, 10)), dt.base, b[i*es:(i+1)*es], nil, "", depth+1)
+			if err != nil {
+				return nil, err
+			}
+			n.Items = append(n.Items, c)
+		}
+		return n, nil
+	case classOpaque:
+		if ti != nil && ti.empty {
+			return w.ghost(path, name)
+		}
+	}
+	w.drop(path, convert.DropUnsupportedType, describe(dt, name))
+	return w.node(path, &convert.Node{Kind: "dropped", Type: base, Dropped: convert.DropUnsupportedType})
+}
+
+func (w *walker) str(path []string, base, s string) (*convert.Node, error) {
+	kind := "string"
+	if base == "Core.Symbol" || base == "Symbol" {
+		kind = "symbol"
+	}
+	w.drop(path, convert.DropNonNumeric, kind)
+	return w.node(path, &convert.Node{Kind: kind, Type: base, Value: s})
+}
+
+// compound walks a struct, tuple or named tuple stored in place (rule J4):
+// members by name, types of nested members from field_datatypes, fields
+// without data from field_names and field_types.
+func (w *walker) compound(path []string, dt *dtype, b []byte, ti *typeInfo, base string, depth int) (*convert.Node, error) {
+	kind := "struct"
+	switch base {
+	case "Core.NamedTuple", "NamedTuple":
+		kind = "namedtuple"
+	case "Core.Tuple", "Tuple", "NTuple", "Core.NTuple":
+		kind = "tuple"
+	}
+	n, err := w.node(path, &convert.Node{Kind: kind, Type: base})
+	if err != nil {
+		return nil, err
+	}
+	var ftypes []uint64
+	if ti != nil && len(ti.fieldTypes) == len(dt.members) {
+		ftypes = ti.fieldTypes
+	}
+	names := []string(nil)
+	if ti != nil && len(ti.fieldNames) >= len(dt.members) {
+		names = ti.fieldNames
+	}
+	walkMember := func(i int) (*convert.Node, error) {
+		m := dt.members[i]
+		var mti *typeInfo
+		if ftypes != nil && ftypes[i] != 0 && ftypes[i] != undefAddr {
+			if mti, err = w.f.typeInfo(ftypes[i]); err != nil {
+				return nil, err
+			}
+		}
+		return w.value(append(slices.Clip(path), m.name), m.typ, b[m.offset:m.offset+m.typ.size], mti, "", depth+1)
+	}
+	add := func(name string, c *convert.Node) {
+		if kind == "tuple" {
+			n.Items = append(n.Items, c)
+		} else {
+			n.Fields = append(n.Fields, convert.Field{Name: name, Node: c})
+		}
+	}
+	if names == nil {
+		for i, m := range dt.members {
+			c, err := walkMember(i)
+			if err != nil {
+				return nil, err
+			}
+			add(m.name, c)
+		}
+		return n, nil
+	}
+	// JLD2 0.5 and later: every field in declaration order.
+	for j, fname := range names {
+		i := slices.IndexFunc(dt.members, func(m member) bool { return m.name == fname })
+		var c *convert.Node
+		if i >= 0 {
+			c, err = walkMember(i)
+		} else {
+			tn := ""
+			if j < len(ti.fieldJT) {
+				tn, err = w.f.typeNameOf(&dtype{class: classRef, size: 8, version: 1}, binary.LittleEndian.AppendUint64(nil, ti.fieldJT[j]), 0)
+			}
+			if err == nil {
+				c, err = w.ghost(append(slices.Clip(path), fname), tn)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		add(fname, c)
+	}
+	return n, nil
+}
+
+func describe(dt *dtype, name string) string {
+	if name != "" {
+		return baseName(name)
+	}
+	return "HDF5 datatype class " + strconv.Itoa(int(dt.class)) + " of " + strconv.Itoa(int(dt.size)) + " bytes"
+}
+
+// juliaDims reads JLD2's "dimensions" attribute of an empty array.
+func juliaDims(a *attribute) []int64 {
+	if a.dt.class != classFixed || a.dt.size != 8 || a.space.n > maxRank || uint64(len(a.data)) < 8*a.space.n {
+		return nil
+	}
+	d := make([]int64, a.space.n)
+	for i := range d {
+		d[i] = int64(le64(a.data[8*i:]))
+		if d[i] < 0 {
+			return nil
+		}
+	}
+	return d
+}
+
+// baseName strips type parameters: "Flux.Dense{typeof(relu), ...}" gives
+// "Flux.Dense".
+func baseName(s string) string {
+	if i := strings.IndexByte(s, '{'); i > 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func isFunction(base string) bool {
+	return strings.Contains(base, ".#") || strings.HasPrefix(base, "#") || strings.HasPrefix(base, "typeof(")
+}
+
+func functionName(base string) string {
+	if s, ok := strings.CutPrefix(base, "typeof("); ok {
+		base = strings.TrimSuffix(s, ")")
+	}
+	if i := strings.LastIndex(base, "#"); i >= 0 {
+		return base[i+1:]
+	}
+	if i := strings.LastIndexByte(base, '.'); i >= 0 {
+		return base[i+1:]
+	}
+	return base
+}
+
+func scalarText(d format.DType, b []byte) string {
+	le := binary.LittleEndian
+	switch d {
+	case format.F64:
+		return strconv.FormatFloat(math.Float64frombits(le.Uint64(b)), 'g', -1, 64)
+	case format.F32:
+		return strconv.FormatFloat(float64(math.Float32frombits(le.Uint32(b))), 'g', -1, 32)
+	case format.F16:
+		return strconv.FormatFloat(float64(half(le.Uint16(b))), 'g', -1, 32)
+	case format.BF16:
+		return strconv.FormatFloat(float64(math.Float32frombits(uint32(le.Uint16(b))<<16)), 'g', -1, 32)
+	case format.I64:
+		return strconv.FormatInt(int64(le.Uint64(b)), 10)
+	case format.I32:
+		return strconv.FormatInt(int64(int32(le.Uint32(b))), 10)
+	case format.I16:
+		return strconv.FormatInt(int64(int16(le.Uint16(b))), 10)
+	case format.I8:
+		return strconv.FormatInt(int64(int8(b[0])), 10)
+	case format.U64:
+		return strconv.FormatUint(le.Uint64(b), 10)
+	case format.U32:
+		return strconv.FormatUint(uint64(le.Uint32(b)), 10)
+	case format.U16:
+		return strconv.FormatUint(uint64(le.Uint16(b)), 10)
+	case format.U8:
+		return strconv.FormatUint(uint64(b[0]), 10)
+	case format.Bool:
+		return strconv.FormatBool(b[0] != 0)
+	case format.C64:
+		return scalarText(format.F32, b) + "+" + scalarText(format.F32, b[4:]) + "im"
+	case format.C128:
+		return scalarText(format.F64, b) + "+" + scalarText(format.F64, b[8:]) + "im"
+	}
+	return ""
+}
+
+// half converts an IEEE 754 binary16 value to float32.
+func half(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	man := uint32(h) & 0x3ff
+	switch {
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0xff<<23 | man<<13)
+	case exp == 0:
+		v := float32(man) / (1 << 24)
+		if sign != 0 {
+			return -v
+		}
+		return v
+	}
+	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
+}
+
+// joinName joins name parts with "." after escaping "%" and "."
+// (CONVERSION.md N1, N6).
+func joinName(parts []string) string {
+	var sb strings.Builder
+	for i, p := range parts {
+		if i > 0 {
+			sb.WriteByte('.')
+		}
+		for j := 0; j < len(p); j++ {
+			switch p[j] {
+			case '%':
+				sb.WriteString("%25")
+			case '.':
+				sb.WriteString("%2E")
+			default:
+				sb.WriteByte(p[j])
+			}
+		}
+	}
+	return sb.String()
+}
