@@ -1,0 +1,797 @@
+package bson
+
+import (
+	"encoding/binary"
+	"slices"
+	"strconv"
+	"strings"
+
+	mbson "go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/safeweights/safeweights/convert"
+	"github.com/safeweights/safeweights/format"
+)
+
+// Converter names this reader in reports.
+const Converter = "safeweights convert/bson 1.0"
+
+// SourceFormat is the source format name recorded in the provenance.
+const SourceFormat = "bson.jl"
+
+// What a subtree is, for the keep rule.
+const (
+	modeModel = iota
+	modeOptimizer
+	modeGradient
+)
+
+type ctx struct {
+	mode   uint8
+	prefix bool // names start with "optimizer" (rule N9)
+}
+
+type brEntry struct {
+	off, n uint32
+	t      mbson.Type
+}
+
+type pending struct {
+	v     val
+	ti    *typeInfo
+	td    tdoc
+	parts []string
+	c     ctx
+	node  *convert.Node
+	phys  []seg
+}
+
+type walker struct {
+	data []byte
+	opts Options
+	lim  Limits
+	m    *convert.Model
+
+	phys   []seg
+	depth  int
+	values int
+
+	brList  val
+	hasBR   bool
+	brBuilt bool
+	brIdx   []brEntry
+	brState []uint8 // 0 unvisited, 1 on the walk's stack, 2 visited
+
+	types     map[int]*typeInfo
+	arrTensor map[int]int    // offset of an array's document -> tensor index
+	names     map[string]int // every tensor name and alias -> tensor index
+	quiet     int            // >0 while walking a subtree a second time
+	phase2    bool
+	pending   []pending
+	gpuModel  int
+	firstGPU  error
+}
+
+// Read extracts the model in a BSON.jl file. data is the whole file,
+// typically mapped read-only; the returned tensors' Data alias it, so it
+// must stay mapped while the model is used.
+func Read(data []byte, opts Options) (*convert.Model, error) {
+	lim, err := opts.Limits.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	w := &walker{
+		data: data, opts: opts, lim: lim,
+		m: &convert.Model{
+			SourceFormat: SourceFormat,
+			Report: convert.Report{
+				SourceFormat: SourceFormat,
+				Converter:    Converter,
+				Tensors:      []convert.ReportTensor{},
+				Dropped:      []convert.Dropped{},
+			},
+		},
+		types:     map[int]*typeInfo{},
+		arrTensor: map[int]int{},
+		names:     map[string]int{},
+	}
+	if len(data) < 5 {
+		return nil, w.errAt(0, convert.ErrMalformed, "file of %d bytes is no BSON document", len(data))
+	}
+	if n := int64(int32(binary.LittleEndian.Uint32(data))); n != int64(len(data)) {
+		if n < int64(len(data)) && n >= 5 {
+			return nil, w.errAt(int(n), convert.ErrMalformed, "%d bytes after the document", int64(len(data))-n)
+		}
+		return nil, w.errAt(0, convert.ErrMalformed, "document length %d in a %d-byte file", n, len(data))
+	}
+	top := val{t: mbson.TypeEmbeddedDocument, b: data}
+
+	type root struct {
+		key string
+		v   val
+	}
+	var roots []root
+	seen := map[string]bool{}
+	err = w.each(top, func(key []byte, e val) error {
+		k := string(key)
+		if seen[k] {
+			return w.errAt(e.off, convert.ErrMalformed, "duplicate top-level key %q", k)
+		}
+		seen[k] = true
+		if k == "_backrefs" {
+			if e.t != mbson.TypeArray {
+				return w.errAt(e.off, convert.ErrMalformed, "_backrefs is a %s, not a list", e.t)
+			}
+			w.brList, w.hasBR = e, true
+			return nil
+		}
+		roots = append(roots, root{k, e})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// The top level is a Dict{Symbol,Any}: each key is a root (rule N2).
+	rootNode := &convert.Node{Kind: "dict"}
+	for _, r := range roots {
+		w.phys = append(w.phys[:0], seg{key: r.key})
+		n, err := w.value(r.v, []string{r.key}, ctx{})
+		if err != nil {
+			return nil, err
+		}
+		rootNode.Items = append(rootNode.Items, dictItem(&convert.Node{Kind: "symbol", Value: r.key}, n))
+	}
+	// Optimisers go last, so that the model's arrays they refer to are
+	// named by their place in the model (spec/convert-bson.md).
+	w.phase2 = true
+	for i := 0; i < len(w.pending); i++ {
+		p := w.pending[i]
+		w.phys = append(w.phys[:0], p.phys...)
+		n, err := w.optimiser(p.td, p.ti, p.parts, p.c)
+		if err != nil {
+			return nil, err
+		}
+		*p.node = *n
+	}
+	w.phys = w.phys[:0]
+	if w.gpuModel > 0 {
+		return nil, w.firstGPU
+	}
+	if len(w.m.Tensors) == 0 && w.gpuAny() {
+		return nil, w.firstGPU
+	}
+	w.m.Structure = rootNode
+	for _, t := range w.m.Tensors {
+		w.m.Report.Tensors = append(w.m.Report.Tensors, convert.ReportTensor{
+			Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: int64(len(t.Data)), Aliases: t.Aliases,
+		})
+	}
+	return w.m, nil
+}
+
+func (w *walker) gpuAny() bool { return w.firstGPU != nil }
+
+func dictItem(k, v *convert.Node) *convert.Node {
+	return &convert.Node{Kind: "tuple", Items: []*convert.Node{k, v}}
+}
+
+func child(parts []string, p string) []string {
+	return append(parts[:len(parts):len(parts)], p)
+}
+
+func (w *walker) push(s seg) { w.phys = append(w.phys, s) }
+func (w *walker) pop()       { w.phys = w.phys[:len(w.phys)-1] }
+
+// drop reports something not carried into the output (rule C2).
+func (w *walker) drop(parts []string, kind, detail string) *convert.Node {
+	if w.quiet == 0 {
+		w.m.Report.Dropped = append(w.m.Report.Dropped, convert.Dropped{Path: convert.NameJoin(parts...), Kind: kind, Detail: detail})
+	}
+	return &convert.Node{Kind: "dropped", Dropped: kind}
+}
+
+// code reports serialized code; in strict mode it is an error.
+func (w *walker) code(parts []string, off int, detail string) (*convert.Node, error) {
+	w.m.Report.HasCode = true
+	if w.opts.Strict {
+		return nil, w.errAt(off, convert.ErrHasCode, "%s at %s", detail, convert.NameJoin(parts...))
+	}
+	return w.drop(parts, convert.DropCode, detail), nil
+}
+
+// backref resolves a backref document to its _backrefs entry.
+func (w *walker) backref(td tdoc) (int, val, error) {
+	r, ok := w.asInt(td.f[kRef])
+	if !ok {
+		return 0, val{}, w.errAt(td.f[kRef].off, convert.ErrMalformed, "backref is a %s, not an integer", td.f[kRef].t)
+	}
+	if !w.brBuilt {
+		w.brBuilt = true
+		if w.hasBR {
+			err := w.eachList(w.brList, func(_ int, e val) error {
+				w.brIdx = append(w.brIdx, brEntry{off: uint32(e.off), n: uint32(len(e.b)), t: e.t})
+				return nil
+			})
+			if err != nil {
+				return 0, val{}, err
+			}
+			w.brState = make([]uint8, len(w.brIdx))
+		}
+	}
+	if r < 1 || r > int64(len(w.brIdx)) {
+		return 0, val{}, w.errAt(td.off, convert.ErrMalformed, "backref %d out of range (%d entries)", r, len(w.brIdx))
+	}
+	e := w.brIdx[r-1]
+	return int(r), val{t: e.t, b: w.data[e.off : e.off+e.n], off: int(e.off)}, nil
+}
+
+// value walks one value and returns its structure node.
+func (w *walker) value(v val, parts []string, c ctx) (*convert.Node, error) {
+	w.values++
+	if w.values > w.lim.MaxValues {
+		return nil, w.errAt(v.off, convert.ErrLimit, "more than %d values", w.lim.MaxValues)
+	}
+	w.depth++
+	defer func() { w.depth-- }()
+	if w.depth > w.lim.MaxDepth {
+		return nil, w.errAt(v.off, convert.ErrLimit, "nesting deeper than %d", w.lim.MaxDepth)
+	}
+	switch v.t {
+	case mbson.TypeDouble:
+		f, _ := asDouble(v)
+		return &convert.Node{Kind: "scalar", DType: "F64", Value: strconv.FormatFloat(f, 'g', -1, 64)}, nil
+	case mbson.TypeInt64, mbson.TypeInt32:
+		i, _ := w.asInt(v)
+		dt := "I64"
+		if v.t == mbson.TypeInt32 {
+			dt = "I32"
+		}
+		return &convert.Node{Kind: "scalar", DType: dt, Value: strconv.FormatInt(i, 10)}, nil
+	case mbson.TypeBoolean:
+		b, _ := v.raw().BooleanOK()
+		return &convert.Node{Kind: "scalar", DType: "BOOL", Value: strconv.FormatBool(b)}, nil
+	case mbson.TypeNull:
+		return &convert.Node{Kind: "nothing"}, nil
+	case mbson.TypeString:
+		s, ok := asString(v)
+		if !ok {
+			return nil, w.errAt(v.off, convert.ErrMalformed, "bad string")
+		}
+		return &convert.Node{Kind: "string", Value: s}, nil
+	case mbson.TypeBinary:
+		// A Vector{UInt8}, which BSON.jl writes as plain binary.
+		b, ok := asBinary(v)
+		if !ok {
+			return nil, w.errAt(v.off, convert.ErrMalformed, "binary of subtype other than 0")
+		}
+		return w.leaf(v.off, parts, c, format.U8, "Core.UInt8", []int64{int64(len(b))}, b)
+	case mbson.TypeArray:
+		// A Vector{Any}.
+		return w.items(v, parts, c, &convert.Node{Kind: "vector"})
+	case mbson.TypeEmbeddedDocument:
+		td, tagged, err := w.parseTagged(v)
+		if err != nil {
+			return nil, err
+		}
+		if !tagged {
+			return w.symDict(v, parts, c)
+		}
+		return w.tagged(v, td, parts, c)
+	}
+	return nil, w.errAt(v.off, convert.ErrUnsupported, "bson type %s", v.t)
+}
+
+// items walks a list whose elements are named 1, 2, ... (rule N4).
+func (w *walker) items(v val, parts []string, c ctx, n *convert.Node) (*convert.Node, error) {
+	err := w.eachList(v, func(i int, e val) error {
+		w.push(seg{idx: i})
+		item, err := w.value(e, child(parts, strconv.Itoa(i+1)), c)
+		w.pop()
+		n.Items = append(n.Items, item)
+		return err
+	})
+	return n, err
+}
+
+// symDict walks an untagged document: a Dict{Symbol,Any} whose keys name
+// their values (rule N5).
+func (w *walker) symDict(v val, parts []string, c ctx) (*convert.Node, error) {
+	n := &convert.Node{Kind: "dict", Type: "Base.Dict"}
+	seen := map[string]bool{}
+	err := w.each(v, func(key []byte, e val) error {
+		k := string(key)
+		if seen[k] {
+			return w.errAt(e.off, convert.ErrMalformed, "duplicate key %q", k)
+		}
+		seen[k] = true
+		w.push(seg{key: k})
+		item, err := w.value(e, child(parts, k), c)
+		w.pop()
+		n.Items = append(n.Items, dictItem(&convert.Node{Kind: "symbol", Value: k}, item))
+		return err
+	})
+	return n, err
+}
+
+func (w *walker) tagged(v val, td tdoc, parts []string, c ctx) (*convert.Node, error) {
+	switch td.tag {
+	case tagBackref:
+		return w.follow(v, td, parts, c)
+	case tagArray:
+		return w.array(v, td, parts, c)
+	case tagStruct:
+		return w.structure(v, td, parts, c)
+	case tagTuple, tagSvec:
+		typ := "Core.Tuple"
+		if td.tag == tagSvec {
+			typ = "Core.SimpleVector"
+		}
+		w.push(seg{key: "data"})
+		defer w.pop()
+		return w.items(td.f[kData], parts, c, &convert.Node{Kind: "tuple", Type: typ})
+	case tagSymbol:
+		s, ok := asString(td.f[kName])
+		if !ok {
+			return nil, w.errAt(td.f[kName].off, convert.ErrMalformed, "symbol name is a %s", td.f[kName].t)
+		}
+		return &convert.Node{Kind: "symbol", Value: s}, nil
+	case tagRef:
+		p, err := w.typePath(td.f[kPath])
+		if err != nil {
+			return nil, err
+		}
+		return w.drop(parts, convert.DropGlobalRef, p), nil
+	case tagAnonymous:
+		w.peekVersion(td.f[kTypename])
+		return w.code(parts, v.off, "anonymous function type")
+	case tagDatatype, tagUnionall, tagBottom:
+		// A type as a value: kept by name.
+		ti, err := w.resolveType(v)
+		if err != nil {
+			return nil, err
+		}
+		return &convert.Node{Kind: "symbol", Type: "DataType", Value: ti.name}, nil
+	}
+	return nil, w.errAt(v.off, convert.ErrUnsupported, "tag %d", td.tag)
+}
+
+// follow walks the _backrefs entry a backref names. An array reached again
+// is not written again: the path becomes one of its aliases (rule N8).
+func (w *walker) follow(v val, td tdoc, parts []string, c ctx) (*convert.Node, error) {
+	k, target, err := w.backref(td)
+	if err != nil {
+		return nil, err
+	}
+	if idx, ok := w.arrTensor[target.off]; ok {
+		return w.alias(idx, parts, c, target.off)
+	}
+	switch w.brState[k-1] {
+	case 1:
+		return nil, w.errAt(v.off, convert.ErrMalformed, "backref cycle through entry %d", k)
+	case 2:
+		w.quiet++
+		defer func() { w.quiet-- }()
+	}
+	w.brState[k-1] = 1
+	w.push(seg{br: k})
+	n, err := w.value(target, parts, c)
+	w.pop()
+	w.brState[k-1] = 2
+	return n, err
+}
+
+// tensorName applies rule N9's prefix.
+func tensorName(parts []string, c ctx) string {
+	if c.prefix {
+		return convert.NameJoin(append([]string{"optimizer"}, parts...)...)
+	}
+	return convert.NameJoin(parts...)
+}
+
+func (w *walker) alias(idx int, parts []string, c ctx, off int) (*convert.Node, error) {
+	t := &w.m.Tensors[idx]
+	n := &convert.Node{Kind: "array", Type: "Array", DType: t.DType.String(), Tensor: t.Name}
+	if c.mode == modeGradient || (c.mode == modeOptimizer && !c.prefix) {
+		return n, nil
+	}
+	name := tensorName(parts, c)
+	if name == t.Name || slices.Contains(t.Aliases, name) {
+		return n, nil
+	}
+	if other, ok := w.names[name]; ok && other != idx {
+		return nil, w.errAt(off, convert.ErrNameClash, "%q names two arrays", name)
+	}
+	w.names[name] = idx
+	t.Aliases = append(t.Aliases, name)
+	return n, nil
+}
+
+// leaf is a plain-bits array: written as a tensor, or dropped by the keep
+// rule. Julia's column-major size (d1, ..., dn) becomes the row-major shape
+// [dn, ..., d1]; the bytes do not move.
+func (w *walker) leaf(off int, parts []string, c ctx, dt format.DType, typ string, dims []int64, b []byte) (*convert.Node, error) {
+	if idx, ok := w.arrTensor[off]; ok {
+		return w.alias(idx, parts, c, off)
+	}
+	n := &convert.Node{Kind: "array", Type: "Array", DType: dt.String()}
+	switch {
+	case c.mode == modeGradient:
+		w.drop(parts, convert.DropGradient, typ)
+		n.Dropped = convert.DropGradient
+		return n, nil
+	case c.mode == modeOptimizer && !c.prefix:
+		w.drop(parts, convert.DropOptimizer, typ)
+		n.Dropped = convert.DropOptimizer
+		return n, nil
+	}
+	if len(w.m.Tensors) >= w.lim.MaxTensors {
+		return nil, w.errAt(off, convert.ErrLimit, "more than %d arrays", w.lim.MaxTensors)
+	}
+	name := tensorName(parts, c)
+	if _, ok := w.names[name]; ok {
+		return nil, w.errAt(off, convert.ErrNameClash, "%q names two arrays", name)
+	}
+	shape := make([]int64, len(dims))
+	for i, d := range dims {
+		shape[len(dims)-1-i] = d
+	}
+	idx := len(w.m.Tensors)
+	w.m.Tensors = append(w.m.Tensors, convert.Tensor{Name: name, DType: dt, Shape: shape, Data: b})
+	w.names[name] = idx
+	w.arrTensor[off] = idx
+	n.Tensor = name
+	return n, nil
+}
+
+// array decodes an array document: element type, Julia size, and either
+// the raw little-endian column-major bytes of a plain-bits element type or
+// a list of elements.
+func (w *walker) array(v val, td tdoc, parts []string, c ctx) (*convert.Node, error) {
+	w.push(seg{key: "type"})
+	et, err := w.resolveType(td.f[kType])
+	w.pop()
+	if err != nil {
+		return nil, err
+	}
+	w.push(seg{key: "size"})
+	dims, err := w.dims(td.f[kSize])
+	if err != nil {
+		w.pop()
+		return nil, err
+	}
+	numel, err := w.numel(dims, td.f[kSize].off)
+	w.pop()
+	if err != nil {
+		return nil, err
+	}
+	data := td.f[kData]
+	w.push(seg{key: "data"})
+	defer w.pop()
+	switch data.t {
+	case mbson.TypeBinary:
+		b, ok := asBinary(data)
+		if !ok {
+			return nil, w.errAt(data.off, convert.ErrMalformed, "binary of subtype other than 0")
+		}
+		dt, ok, err := w.dtypeOf(et)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			if zeroSize[et.name] && len(b) != 0 {
+				return nil, w.errAt(data.off, convert.ErrMalformed, "%d bytes of data for an array of %s", len(b), et.name)
+			}
+			n := w.drop(parts, convert.DropUnsupportedType, et.name)
+			n.Type = "Array"
+			return n, nil
+		}
+		hi, lo := bitsMul(numel, uint64(dt.Size()))
+		if hi != 0 || lo != uint64(len(b)) {
+			return nil, w.errAt(data.off, convert.ErrMalformed, "array data of %d bytes for size %v of %s", len(b), dims, et.name)
+		}
+		return w.leaf(v.off, parts, c, dt, et.name, dims, b)
+	case mbson.TypeArray:
+		count, err := w.listLen(data)
+		if err != nil {
+			return nil, err
+		}
+		if uint64(count) != numel {
+			return nil, w.errAt(data.off, convert.ErrMalformed, "%d elements for size %v", count, dims)
+		}
+		return w.items(data, parts, c, &convert.Node{Kind: "vector", Type: "Array"})
+	}
+	return nil, w.errAt(data.off, convert.ErrMalformed, "array data is a %s", data.t)
+}
+
+// Types whose values are code, pointers or GPU memory.
+var (
+	codeTypes = map[string]bool{
+		"Core.Method": true, "Core.CodeInfo": true, "Core.MethodInstance": true, "Core.MethodTable": true,
+		"Core.TypeName": true, "Core.Expr": true, "Core.CodeInstance": true, "Core.OpaqueClosure": true,
+		"Core.LineInfoNode": true, "Core.SSAValue": true, "Core.SlotNumber": true, "Core.ReturnNode": true,
+		"Core.GotoNode": true, "Core.GotoIfNot": true, "Core.PhiNode": true, "Core.QuoteNode": true,
+		"Core.Binding": true, "Core.Module": true,
+	}
+	ptrTypes = map[string]bool{"Core.Ptr": true, "CUDA.CuPtr": true, "Core.LLVMPtr": true, "CUDA.PtrOrCuPtr": true}
+	gpuTypes = map[string]bool{
+		"CUDA.CuArray": true, "CuArrays.CuArray": true, "CUDA.CuDeviceArray": true,
+		"AMDGPU.ROCArray": true, "Metal.MtlArray": true, "oneAPI.oneArray": true,
+	}
+	dictTypes = map[string]bool{"Base.Dict": true, "Base.IdDict": true}
+)
+
+// isFunction reports whether a type is a function's singleton type, whose
+// last name part starts with '#' ("NNlib.#relu").
+func isFunction(name string) (string, bool) {
+	last := name[strings.LastIndexByte(name, '.')+1:]
+	if strings.HasPrefix(last, "#") && len(last) > 1 {
+		return last[1:], true
+	}
+	return "", false
+}
+
+func (w *walker) structure(v val, td tdoc, parts []string, c ctx) (*convert.Node, error) {
+	w.push(seg{key: "type"})
+	ti, err := w.resolveType(td.f[kType])
+	w.pop()
+	if err != nil {
+		return nil, err
+	}
+	data := td.f[kData]
+	if ti.kind == tagAnonymous {
+		w.peekVersion(ti.typename)
+		return w.code(parts, v.off, "closure (instance of an anonymous function)")
+	}
+	if ti.kind != tagDatatype {
+		return nil, w.errAt(v.off, convert.ErrMalformed, "struct of type %s", ti.name)
+	}
+	name := ti.name
+	switch {
+	case codeTypes[name]:
+		if name == "Core.TypeName" {
+			w.peekVersion(v)
+		}
+		return w.code(parts, v.off, name)
+	case name == "Core.GlobalRef":
+		return w.drop(parts, convert.DropGlobalRef, name), nil
+	case ptrTypes[name]:
+		return w.drop(parts, convert.DropRawPointer, name), nil
+	case gpuTypes[name]:
+		if w.firstGPU == nil {
+			w.firstGPU = w.errAt(v.off, convert.ErrNoWeights, "%s at %s holds only a device pointer", name, convert.NameJoin(parts...))
+		}
+		if c.mode == modeModel {
+			w.gpuModel++
+		}
+		return w.drop(parts, convert.DropGPUArray, name), nil
+	case name == "BSON.Undef":
+		return w.drop(parts, convert.DropUndef, name), nil
+	}
+	if fn, ok := isFunction(name); ok {
+		n := w.drop(parts, convert.DropFunction, name)
+		n.Kind, n.Dropped, n.Type, n.Function = "function", "", name, fn
+		return n, nil
+	}
+	if data.t == mbson.TypeBinary {
+		// A primitive value such as a Float32 scalar: its bytes.
+		b, ok := asBinary(data)
+		if !ok {
+			return nil, w.errAt(data.off, convert.ErrMalformed, "binary of subtype other than 0")
+		}
+		dt, known := plainTypes[name]
+		if !known {
+			n := w.drop(parts, convert.DropNonNumeric, name)
+			n.Type = name
+			return n, nil
+		}
+		if len(b) != dt.Size() {
+			return nil, w.errAt(data.off, convert.ErrMalformed, "%d bytes for a %s", len(b), name)
+		}
+		return &convert.Node{Kind: "scalar", Type: name, DType: dt.String(), Value: scalarText(dt, b)}, nil
+	}
+	if data.t != mbson.TypeArray {
+		return nil, w.errAt(data.off, convert.ErrMalformed, "struct data is a %s", data.t)
+	}
+	if convert.IsOptimiser(name) && c.mode != modeGradient {
+		if !w.phase2 {
+			n := &convert.Node{}
+			w.pending = append(w.pending, pending{v: v, ti: ti, td: td, parts: parts, c: c, node: n, phys: slices.Clone(w.phys)})
+			return n, nil
+		}
+		return w.optimiser(td, ti, parts, c)
+	}
+	return w.fields(td, ti, parts, c)
+}
+
+// optimiser walks an optimiser's fields as optimiser state (rule N9).
+func (w *walker) optimiser(td tdoc, ti *typeInfo, parts []string, c ctx) (*convert.Node, error) {
+	if c.mode != modeGradient {
+		c.mode = modeOptimizer
+		c.prefix = w.opts.IncludeOptimizer
+	}
+	return w.fields(td, ti, parts, c)
+}
+
+// fields walks a struct's stored fields, named from the table of known
+// types or positionally (rule N3).
+func (w *walker) fields(td tdoc, ti *typeInfo, parts []string, c ctx) (*convert.Node, error) {
+	data := td.f[kData]
+	w.push(seg{key: "data"})
+	defer w.pop()
+	var elems []val
+	if err := w.eachList(data, func(_ int, e val) error { elems = append(elems, e); return nil }); err != nil {
+		return nil, err
+	}
+	name := ti.name
+	switch {
+	case (name == "Tracker.TrackedArray" || name == "Flux.Tracker.TrackedArray") && len(elems) == 3:
+		return w.tracked(elems, parts, c)
+	case dictTypes[name] && len(elems) == 2 && elems[0].t == mbson.TypeArray && elems[1].t == mbson.TypeArray:
+		return w.dict(name, elems, parts, c)
+	}
+	names, ok := convert.FieldNamesParams(name, len(elems), ti.nparams)
+	kind := "struct"
+	if name == "Core.NamedTuple" {
+		kind = "namedtuple"
+		names, ok = w.tupleNames(ti, len(elems))
+	}
+	if !ok {
+		names = make([]string, len(elems))
+		for i := range names {
+			names[i] = "field" + strconv.Itoa(i+1)
+		}
+	}
+	n := &convert.Node{Kind: kind, Type: name, Fields: make([]convert.Field, 0, len(elems))}
+	for i, e := range elems {
+		w.push(seg{idx: i})
+		f, err := w.value(e, child(parts, names[i]), c)
+		w.pop()
+		if err != nil {
+			return nil, err
+		}
+		n.Fields = append(n.Fields, convert.Field{Name: names[i], Node: f})
+	}
+	return n, nil
+}
+
+// tracked makes a Tracker.jl TrackedArray transparent (rule N7): its value
+// takes the wrapper's path, its gradient is dropped.
+func (w *walker) tracked(elems []val, parts []string, c ctx) (*convert.Node, error) {
+	g := c
+	g.mode = modeGradient
+	w.push(seg{idx: 0})
+	_, err := w.value(elems[0], child(parts, "tracker"), g)
+	w.pop()
+	if err != nil {
+		return nil, err
+	}
+	w.push(seg{idx: 1})
+	n, err := w.value(elems[1], parts, c)
+	w.pop()
+	if err != nil {
+		return nil, err
+	}
+	w.push(seg{idx: 2})
+	_, err = w.value(elems[2], child(parts, "grad"), g)
+	w.pop()
+	return n, err
+}
+
+// dict walks a Dict or IdDict, which BSON.jl stores as [keys, values].
+// A string or symbol key names its value; any other entry i is named
+// "entry<i>" and its key "key<i>" (rule N5).
+func (w *walker) dict(typ string, elems []val, parts []string, c ctx) (*convert.Node, error) {
+	var keys, vals []val
+	w.push(seg{idx: 0})
+	err := w.eachList(elems[0], func(_ int, e val) error { keys = append(keys, e); return nil })
+	w.pop()
+	if err != nil {
+		return nil, err
+	}
+	w.push(seg{idx: 1})
+	err = w.eachList(elems[1], func(_ int, e val) error { vals = append(vals, e); return nil })
+	w.pop()
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) != len(vals) {
+		return nil, w.errAt(elems[1].off, convert.ErrMalformed, "dict with %d keys and %d values", len(keys), len(vals))
+	}
+	n := &convert.Node{Kind: "dict", Type: typ}
+	for i := range keys {
+		var kn *convert.Node
+		part := ""
+		if s, ok := asString(keys[i]); ok {
+			kn, part = &convert.Node{Kind: "string", Value: s}, s
+		} else if s, ok := w.symbolName(keys[i]); ok {
+			kn, part = &convert.Node{Kind: "symbol", Value: s}, s
+		} else {
+			w.push(seg{idx: 0})
+			w.push(seg{idx: i})
+			kn, err = w.value(keys[i], child(parts, "key"+strconv.Itoa(i+1)), c)
+			w.pop()
+			w.pop()
+			if err != nil {
+				return nil, err
+			}
+			part = "entry" + strconv.Itoa(i+1)
+		}
+		w.push(seg{idx: 1})
+		w.push(seg{idx: i})
+		vn, err := w.value(vals[i], child(parts, part), c)
+		w.pop()
+		w.pop()
+		if err != nil {
+			return nil, err
+		}
+		n.Items = append(n.Items, dictItem(kn, vn))
+	}
+	return n, nil
+}
+
+func (w *walker) symbolName(v val) (string, bool) {
+	if !isDoc(v) {
+		return "", false
+	}
+	td, tagged, err := w.parseTagged(v)
+	if err != nil || !tagged || td.tag != tagSymbol {
+		return "", false
+	}
+	return asString(td.f[kName])
+}
+
+// tupleNames reads a NamedTuple's field names from its first type
+// parameter, a tuple of symbols.
+func (w *walker) tupleNames(ti *typeInfo, n int) ([]string, bool) {
+	p, ok := w.firstParam(ti)
+	if !ok {
+		return nil, false
+	}
+	d, _, err := w.deref(p)
+	if err != nil || !isDoc(d) {
+		return nil, false
+	}
+	td, tagged, err := w.parseTagged(d)
+	if err != nil || !tagged || td.tag != tagTuple {
+		return nil, false
+	}
+	var names []string
+	err = w.eachList(td.f[kData], func(_ int, e val) error {
+		s, ok := w.symbolName(e)
+		if !ok {
+			return convert.ErrMalformed
+		}
+		names = append(names, s)
+		return nil
+	})
+	if err != nil || len(names) != n {
+		return nil, false
+	}
+	return names, true
+}
+
+// peekVersion records the Julia version a serialized TypeName states
+// (its first field) without walking the code it holds.
+func (w *walker) peekVersion(v val) {
+	d, _, err := w.deref(v)
+	if err != nil || !isDoc(d) {
+		return
+	}
+	td, tagged, err := w.parseTagged(d)
+	if err != nil || !tagged || td.tag != tagStruct || td.f[kData].t != mbson.TypeArray {
+		return
+	}
+	_ = w.eachList(td.f[kData], func(i int, e val) error {
+		if i == 0 {
+			if s, ok := asString(e); ok && len(s) < 64 {
+				if w.m.Report.Versions == nil {
+					w.m.Report.Versions = map[string]string{}
+				}
+				w.m.Report.Versions["julia"] = s
+			}
+		}
+		return errStop
+	})
+}
+
+var errStop = &Error{Msg: "stop"}
