@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -248,8 +249,9 @@ func allDTypeTensors(seed uint64) []convert.Tensor {
 	r := rand.New(rand.NewPCG(seed, 1))
 	var ts []convert.Tensor
 	names := []string{"w", "layers.0.weight", "é/\"\\\n\u007f", "a b", "__x__"}
-	i := 0
-	for code, d := range dtypes {
+	codes := slices.Sorted(maps.Keys(dtypes))
+	for i, code := range codes {
+		d := dtypes[code]
 		shape := []int64{int64(r.IntN(4) + 1), int64(r.IntN(5))}
 		if i%5 == 0 {
 			shape = []int64{}
@@ -263,7 +265,6 @@ func allDTypeTensors(seed uint64) []convert.Tensor {
 			data[j] = byte(r.Uint32())
 		}
 		ts = append(ts, convert.Tensor{Name: names[i%len(names)] + "." + code, DType: d, Shape: shape, Data: data})
-		i++
 	}
 	return ts
 }
