@@ -95,7 +95,7 @@ func (f *file) chunked(in *info, need uint64) ([]byte, error) {
 			refs = append(refs, chunkRef{addr: l.addr + i*chunkBytes, size: chunkBytes, index: i})
 		}
 	case idxFixedArray:
-		refs, err = f.fixedArray(l.addr, len(in.filters) > 0, total)
+		refs, err = f.fixedArray(l.addr, len(in.filters) > 0, total, chunkBytes)
 	case idxBTree1:
 		refs, err = f.btree1(l.addr, l, dims, grid)
 	default:
@@ -214,8 +214,8 @@ func unzstd(dst, src []byte) (int, error) {
 	zr, err := zstd.NewReader(bytes.NewReader(src),
 		zstd.WithDecoderConcurrency(1),
 		zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxWindow(max(1<<20, uint64(len(dst)))),
-		zstd.WithDecoderMaxMemory(max(1<<20, uint64(len(dst)))))
+		zstd.WithDecoderMaxWindow(max(8<<20, uint64(len(dst)))),
+		zstd.WithDecoderMaxMemory(max(8<<20, uint64(len(dst)))))
 	if err != nil {
 		return 0, err
 	}
@@ -319,7 +319,7 @@ func copyChunk(out, chunk []byte, index uint64, grid, cdims, dims []uint64, es u
 }
 
 // fixedArray reads a fixed array chunk index (rule C2).
-func (f *file) fixedArray(addr uint64, filtered bool, total uint64) ([]chunkRef, error) {
+func (f *file) fixedArray(addr uint64, filtered bool, total, chunkBytes uint64) ([]chunkRef, error) {
 	b, off, err := f.at(addr, 28, "fixed array header")
 	if err != nil {
 		return nil, err
@@ -368,7 +368,7 @@ func (f *file) fixedArray(addr uint64, filtered bool, total uint64) ([]chunkRef,
 	refs := make([]chunkRef, 0, min(n, uint64(len(db)/esize)+1))
 	readEntries := func(c *cursor, count uint64, first uint64) {
 		for i := uint64(0); i < count && c.err == nil; i++ {
-			r := chunkRef{addr: c.u64(), index: first + i}
+			r := chunkRef{addr: c.u64(), index: first + i, size: chunkBytes}
 			if filtered {
 				r.size = c.uN(sizeWidth)
 				r.mask = c.u32()

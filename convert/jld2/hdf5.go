@@ -306,7 +306,9 @@ func (f *file) object(addr uint64) (*object, error) {
 	return o, nil
 }
 
-func le64u32(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+func le64u32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
 
 // parseMessages splits one header chunk into messages and returns the
 // continuation chunks it names.

@@ -106,8 +106,11 @@ type layout struct {
 	elem       uint64   // element size recorded with the chunk dimensions
 	index      uint8
 	flags      uint8
-	single     struct{ size uint64; mask uint32 }
-	pageBits   uint8
+	single     struct {
+		size uint64
+		mask uint32
+	}
+	pageBits uint8
 }
 
 // parseLayout reads a data layout message, versions 3 and 4 (rule L1).

@@ -18,6 +18,9 @@ type typeInfo struct {
 	fieldNames []string
 	fieldJT    []uint64 // field_types: references to Core.DataType values
 	empty      bool
+	// funcParams are the function types among the type parameters: the
+	// fields without data that old files name nowhere else.
+	funcParams []string
 }
 
 // typeInfo reads the attributes of the committed datatype at addr, once.
@@ -38,6 +41,9 @@ func (f *file) typeInfo(addr uint64) (*typeInfo, error) {
 		switch a.name {
 		case "julia_type":
 			if ti.name, err = f.typeNameOf(a.dt, a.data, 0); err != nil {
+				return nil, err
+			}
+			if ti.funcParams, err = f.functionParams(a.dt, a.data); err != nil {
 				return nil, err
 			}
 		case "field_datatypes":
@@ -146,4 +152,33 @@ func (f *file) typeNameOf(dt *dtype, b []byte, depth int) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// functionParams returns the function types among the parameters of a
+// Core.DataType value.
+func (f *file) functionParams(dt *dtype, b []byte) ([]string, error) {
+	if dt.class != classCompound || uint64(len(b)) < uint64(dt.size) {
+		return nil, nil
+	}
+	var out []string
+	for _, m := range dt.members {
+		if m.name != "parameters" || m.typ.class != classVlen || m.typ.size != 16 || !m.typ.base.isObjectRef() {
+			continue
+		}
+		s, n, err := f.vlen(b[m.offset:], 8)
+		if err != nil {
+			return nil, err
+		}
+		ref := &dtype{class: classRef, size: 8, version: 1}
+		for i := uint64(0); i < n && i < 64; i++ {
+			name, err := f.typeNameOf(ref, s[8*i:], 1)
+			if err != nil {
+				return nil, err
+			}
+			if base := baseName(name); isFunction(base) {
+				out = append(out, functionName(base))
+			}
+		}
+	}
+	return out, nil
 }

@@ -159,8 +159,9 @@ func (w *walker) object(path []string, addr uint64, depth int) (*convert.Node, e
 	}
 	if v, ok := w.visits[addr]; ok {
 		if !v.done {
-			w.m.Report.Warnings = append(w.m.Report.Warnings, "reference cycle: "+joinName(path)+" refers back to "+joinName(v.path))
-			return w.node(path, &convert.Node{Kind: "dropped", Value: "cycle to " + joinName(v.path)})
+			// A model's weights form no cycle; a file whose references
+			// loop is refused rather than cut at an arbitrary place.
+			return nil, &Error{Offset: -1, Path: joinName(path), Reason: "reference cycle back to " + joinName(v.path), Err: convert.ErrUnsupported}
 		}
 		for _, t := range v.tensors {
 			if err := w.addAlias(t.idx, append(slices.Clip(path), t.suffix...)); err != nil {
@@ -207,7 +208,9 @@ func (w *walker) objectOnce(path []string, addr uint64, depth int) (*convert.Nod
 		if ti, err = w.f.typeInfo(in.dt.committed); err != nil {
 			return nil, err
 		}
-		name = ti.name
+		if in.space.kind != spaceSimple {
+			name = ti.name
+		}
 	}
 	var dims []int64
 	for _, a := range in.attrs {
@@ -243,7 +246,7 @@ func (w *walker) checkType(path []string, name string, depth int, walk func([]st
 		w.drop(path, convert.DropCode, base)
 		n, err := w.node(path, &convert.Node{Kind: "dropped", Type: base, Dropped: convert.DropCode})
 		return n, true, err
-	case !w.inOpt && (base == "Optimisers.Leaf" || strings.HasPrefix(base, "Flux.Optimise.") || strings.HasPrefix(base, "Flux.Optimiser")):
+	case !w.inOpt && base != "Optimisers.Restructure" && (convert.IsOptimiser(base) || base == "Optimisers.Leaf"):
 		n, err := w.optimizer(path, walk, "type "+base)
 		return n, true, err
 	}
@@ -421,7 +424,12 @@ func (w *walker) valueOf(path []string, dt *dtype, b []byte, ti *typeInfo, name 
 			w.drop(path, convert.DropUnsupportedType, "region reference")
 			return w.node(path, &convert.Node{Kind: "dropped", Dropped: convert.DropUnsupportedType})
 		}
-		return w.object(path, le64(b), depth+1)
+		c, err := w.object(path, le64(b), depth+1)
+		if err == nil && strings.HasSuffix(base, "Dict") && c.Kind == "vector" {
+			// A Dict is written as a vector of pairs (rule J9).
+			c = &convert.Node{Kind: "dict", Type: base, Items: c.Items}
+		}
+		return c, err
 	case classCompound:
 		return w.compound(path, dt, b, ti, base, depth)
 	case classString:
@@ -532,6 +540,11 @@ func (w *walker) compound(path []string, dt *dtype, b []byte, ti *typeInfo, base
 		}
 	}
 	if names == nil {
+		if ti != nil {
+			for _, fn := range ti.funcParams {
+				w.drop(path, convert.DropFunction, fn+" (type parameter of "+base+")")
+			}
+		}
 		for i, m := range dt.members {
 			c, err := walkMember(i)
 			if err != nil {
@@ -667,24 +680,5 @@ func half(h uint16) float32 {
 	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
 }
 
-// joinName joins name parts with "." after escaping "%" and "."
-// (CONVERSION.md N1, N6).
-func joinName(parts []string) string {
-	var sb strings.Builder
-	for i, p := range parts {
-		if i > 0 {
-			sb.WriteByte('.')
-		}
-		for j := 0; j < len(p); j++ {
-			switch p[j] {
-			case '%':
-				sb.WriteString("%25")
-			case '.':
-				sb.WriteString("%2E")
-			default:
-				sb.WriteByte(p[j])
-			}
-		}
-	}
-	return sb.String()
-}
+// joinName joins name parts (CONVERSION.md N1, N6).
+func joinName(parts []string) string { return convert.NameJoin(parts...) }
