@@ -1,0 +1,207 @@
+package main
+
+import (
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/safeweights/safeweights/decode"
+	"github.com/safeweights/safeweights/sign"
+)
+
+func init() {
+	var jsonOut bool
+	c := &command{
+		name:    "inspect",
+		args:    "FILE [--json]",
+		summary: "show a .swt file's header: tensors, metadata, digests, signatures",
+		help: `Inspect reads the preamble, header and signature block of a .swt file and
+prints them. It touches no tensor bytes, so it is instant on any file size;
+it checks the header completely, but not the data digests or signatures
+(use 'safeweights verify' for those). FILE "-" reads standard input (at most
+1 GiB).`,
+		example: `  safeweights inspect model.swt
+  safeweights inspect --json model.swt | jq '.tensors[].name'
+  cat model.swt | safeweights inspect -`,
+		flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&jsonOut, "json", false, "print JSON")
+		},
+	}
+	c.run = func(e *env, args []string) error {
+		jsonOut = false
+		pos, done, err := parseOrHelp(e, c, newFlags(c), args, 1, 1)
+		if done {
+			return err
+		}
+		f, err := openSWT(e, pos[0], true)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		info := describe(f, pos[0])
+		if jsonOut {
+			return writeJSON(e.stdout, info)
+		}
+		printInfo(e.stdout, info)
+		return nil
+	}
+	register(c)
+}
+
+type fileInfo struct {
+	Path            string            `json:"path"`
+	Size            int64             `json:"size"`
+	Version         string            `json:"version"`
+	Producer        string            `json:"producer"`
+	DigestAlgorithm string            `json:"digest_algorithm"`
+	ChunkSize       int64             `json:"chunk_size"`
+	Alignment       int64             `json:"alignment"`
+	Provenance      *provenanceInfo   `json:"provenance,omitempty"`
+	Metadata        map[string]string `json:"metadata"`
+	TensorBytes     int64             `json:"tensor_bytes"`
+	Tensors         []tensorInfo      `json:"tensors"`
+	Signatures      []signatureInfo   `json:"signatures"`
+}
+
+type provenanceInfo struct {
+	SourceFormat string            `json:"source_format"`
+	SourceSHA256 string            `json:"source_sha256,omitempty"`
+	Converter    string            `json:"converter"`
+	Notes        map[string]string `json:"notes,omitempty"`
+}
+
+type tensorInfo struct {
+	Name        string            `json:"name"`
+	DType       string            `json:"dtype"`
+	Shape       []int64           `json:"shape"`
+	Bytes       int64             `json:"bytes"`
+	StoredBytes int64             `json:"stored_bytes"`
+	Compression string            `json:"compression"`
+	Offset      int64             `json:"offset"`
+	Chunks      int               `json:"chunks"`
+	Attributes  map[string]string `json:"attributes,omitempty"`
+}
+
+type signatureInfo struct {
+	KeyID     string    `json:"key_id"`
+	Algorithm string    `json:"algorithm"`
+	Timestamp time.Time `json:"timestamp"`
+	Comment   string    `json:"comment,omitempty"`
+}
+
+func describe(f *decode.File, path string) *fileInfo {
+	p := f.Preamble()
+	info := &fileInfo{
+		Path:            path,
+		Size:            f.Size(),
+		Version:         fmt.Sprintf("%d.%d", p.VersionMajor, p.VersionMinor),
+		Producer:        f.Producer(),
+		DigestAlgorithm: f.DigestAlgorithm().String(),
+		ChunkSize:       f.ChunkSize(),
+		Alignment:       f.Alignment(),
+		Metadata:        f.Metadata(),
+		Tensors:         []tensorInfo{},
+		Signatures:      []signatureInfo{},
+	}
+	if info.Metadata == nil {
+		info.Metadata = map[string]string{}
+	}
+	if pv, ok := f.Provenance(); ok {
+		pi := &provenanceInfo{SourceFormat: pv.SourceFormat, Converter: pv.Converter, SourceSHA256: hex.EncodeToString(pv.SourceSHA256)}
+		if len(pv.Notes) > 0 {
+			pi.Notes = map[string]string{}
+			for _, kv := range pv.Notes {
+				pi.Notes[kv.Key] = kv.Value
+			}
+		}
+		info.Provenance = pi
+	}
+	for t := range f.All() {
+		shape := t.Shape
+		if shape == nil {
+			shape = []int64{}
+		}
+		info.TensorBytes += t.Length
+		info.Tensors = append(info.Tensors, tensorInfo{
+			Name: t.Name, DType: t.DType.String(), Shape: shape, Bytes: t.Length, StoredBytes: t.StoredLength,
+			Compression: t.Compression.String(), Offset: t.Offset, Chunks: t.NumChunks(), Attributes: t.Attributes,
+		})
+	}
+	if _, entries := f.SignatureBlock(); entries != nil {
+		for _, s := range entries {
+			alg := fmt.Sprintf("unknown(%d)", s.Algorithm)
+			if s.Algorithm == 1 {
+				alg = "ed25519"
+			}
+			info.Signatures = append(info.Signatures, signatureInfo{
+				KeyID: sign.KeyID(s.KeyID).String(), Algorithm: alg,
+				Timestamp: time.Unix(s.Timestamp, 0).UTC(), Comment: s.Comment,
+			})
+		}
+	}
+	return info
+}
+
+func printInfo(w io.Writer, info *fileInfo) {
+	fmt.Fprintf(w, "file:        %s (%s)\n", info.Path, humanBytes(info.Size))
+	fmt.Fprintf(w, "format:      safeweights %s\n", info.Version)
+	fmt.Fprintf(w, "producer:    %s\n", clean(info.Producer))
+	fmt.Fprintf(w, "digests:     %s, chunk size %s\n", info.DigestAlgorithm, humanBytes(info.ChunkSize))
+	fmt.Fprintf(w, "alignment:   %d\n", info.Alignment)
+	if pv := info.Provenance; pv != nil {
+		fmt.Fprintf(w, "converted:   from %s by %s\n", clean(pv.SourceFormat), clean(pv.Converter))
+		if pv.SourceSHA256 != "" {
+			fmt.Fprintf(w, "source:      sha256 %s\n", pv.SourceSHA256)
+		}
+	}
+	if len(info.Metadata) > 0 {
+		fmt.Fprintf(w, "metadata:    %d keys\n", len(info.Metadata))
+		keys := make([]string, 0, len(info.Metadata))
+		for k := range info.Metadata {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %s: %s\n", clean(k), clean(abbreviate(info.Metadata[k], 72)))
+		}
+	}
+	fmt.Fprintf(w, "tensors:     %d, %s\n", len(info.Tensors), humanBytes(info.TensorBytes))
+	for _, t := range info.Tensors {
+		extra := ""
+		if t.Compression != "none" && t.Compression != "" {
+			extra = fmt.Sprintf("  %s, %s stored", t.Compression, humanBytes(t.StoredBytes))
+		}
+		fmt.Fprintf(w, "  %-40s %-8s %-16s %10s%s\n", clean(t.Name), t.DType, shapeString(t.Shape), humanBytes(t.Bytes), extra)
+	}
+	if len(info.Signatures) == 0 {
+		fmt.Fprintln(w, "signatures:  none")
+		return
+	}
+	fmt.Fprintf(w, "signatures:  %d (not checked; run 'safeweights verify --trusted KEYS FILE')\n", len(info.Signatures))
+	for _, s := range info.Signatures {
+		fmt.Fprintf(w, "  %s key %s  %s", s.Algorithm, s.KeyID[:16], s.Timestamp.Format(time.RFC3339))
+		if s.Comment != "" {
+			fmt.Fprintf(w, "  %q", abbreviate(s.Comment, 60))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// abbreviate shortens long metadata values (the model structure is a JSON
+// document) for the terminal; --json prints them whole.
+func abbreviate(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:cut], len(s))
+}
