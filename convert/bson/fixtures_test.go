@@ -1,0 +1,261 @@
+package bson
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/safeweights/safeweights/convert"
+	"github.com/safeweights/safeweights/format"
+)
+
+// fixtureDir returns the shared Flux BSON fixtures next to the project, or
+// skips the test.
+func fixtureDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Skip("module root not found")
+		}
+		dir = parent
+	}
+	fx := filepath.Join(dir, "..", "shared", "fixtures", "flux-bson")
+	if _, err := os.Stat(fx); err != nil {
+		t.Skip("fixtures absent:", fx)
+	}
+	return fx
+}
+
+type manifest struct {
+	Summary struct {
+		HasCode        bool     `json:"has_serialized_code"`
+		JuliaVersions  []string `json:"julia_versions_seen"`
+		GPUArraysNoDat int      `json:"gpu_arrays_without_data"`
+	} `json:"summary"`
+	Tensors []struct {
+		Name    string   `json:"name"`
+		DType   *string  `json:"dtype"`
+		Shape   []int64  `json:"shape_row_major"`
+		SHA256  string   `json:"sha256"`
+		Aliases []string `json:"aliases"`
+	} `json:"tensors"`
+	Code []struct {
+		UsedAt string `json:"used_at"`
+	} `json:"code"`
+	GPUArrays []struct {
+		Name     string `json:"name"`
+		BSONPath string `json:"bson_path"`
+	} `json:"gpu_arrays"`
+	Datatypes map[string]int `json:"datatypes"`
+}
+
+// manifestParts splits a manifest name ("model.layers[1].weight",
+// `obj["name"]`) into its parts.
+func manifestParts(name string) []string {
+	var parts []string
+	cur := strings.Builder{}
+	flush := func() {
+		if cur.Len() > 0 {
+			parts = append(parts, cur.String())
+			cur.Reset()
+		}
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; c {
+		case '.', '[', ']':
+			flush()
+		case '"':
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	flush()
+	return parts
+}
+
+func key(parts []string) string { return strings.Join(parts, "\x00") }
+
+func TestFixtures(t *testing.T) {
+	dir := fixtureDir(t)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.bson"))
+	if len(files) == 0 {
+		t.Skip("no fixtures")
+	}
+	for _, f := range files {
+		base := strings.TrimSuffix(filepath.Base(f), ".bson")
+		t.Run(base, func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mb, err := os.ReadFile(filepath.Join(dir, base+".manifest.json"))
+			if err != nil {
+				t.Skip("no manifest")
+			}
+			var man manifest
+			if err := json.Unmarshal(mb, &man); err != nil {
+				t.Fatal(err)
+			}
+			checkFixture(t, data, &man, false)
+			checkFixture(t, data, &man, true)
+		})
+	}
+}
+
+func checkFixture(t *testing.T, data []byte, man *manifest, withOpt bool) {
+	m, err := Read(data, Options{Options: convert.Options{IncludeOptimizer: withOpt}})
+	if len(man.GPUArrays) > 0 {
+		if !errors.Is(err, convert.ErrNoWeights) {
+			t.Fatalf("GPU-only file: error %v, want ErrNoWeights", err)
+		}
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Fatalf("error %T", err)
+		}
+		found := false
+		for _, g := range man.GPUArrays {
+			found = found || g.BSONPath == e.Path
+		}
+		if !found {
+			t.Errorf("GPU error at %s, not one of the manifest's GPU arrays", e.Path)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracker := false
+	for dt := range man.Datatypes {
+		if strings.HasPrefix(dt, "Tracker.") || strings.HasPrefix(dt, "Flux.Tracker.") {
+			tracker = true
+		}
+	}
+	byName := map[string]int{}
+	for i, x := range m.Tensors {
+		for _, n := range append([]string{x.Name}, x.Aliases...) {
+			byName[key(convert.NameSplit(n))] = i
+		}
+		if !within(x.Data, data) {
+			t.Errorf("%s does not alias the input", x.Name)
+		}
+	}
+	dropped := map[string]string{}
+	dropCount := map[string]int{}
+	for _, d := range m.Report.Dropped {
+		dropped[key(convert.NameSplit(d.Path))] = d.Kind
+		dropCount[d.Kind]++
+	}
+	used := map[int]string{}
+	optState := 0
+	for _, mt := range man.Tensors {
+		names := append([]string{mt.Name}, mt.Aliases...)
+		switch {
+		case strings.Contains(mt.Name, "[@"):
+			optState++
+			if withOpt {
+				// Named by the dictionary position; compare by content.
+				found := false
+				for i, x := range m.Tensors {
+					if strings.HasPrefix(x.Name, "optimizer.") && sameContent(x, mt.DType, mt.Shape, mt.SHA256) && used[i] == "" {
+						used[i], found = mt.Name, true
+						break
+					}
+				}
+				if !found {
+					t.Errorf("optimiser state %s not written", mt.Name)
+				}
+			}
+			continue
+		case tracker && (strings.HasSuffix(mt.Name, ".grad")):
+			if !anyDropped(dropped, names, convert.DropGradient) {
+				t.Errorf("gradient %s not reported", mt.Name)
+			}
+			continue
+		case mt.DType == nil || !parseable(*mt.DType):
+			if !anyDropped(dropped, names, convert.DropUnsupportedType) {
+				t.Errorf("%s of unsupported type not reported", mt.Name)
+			}
+			continue
+		}
+		idx := -1
+		for _, n := range names {
+			p := manifestParts(n)
+			if tracker && p[len(p)-1] == "data" {
+				p = p[:len(p)-1]
+			}
+			if i, ok := byName[key(p)]; ok {
+				idx = i
+				break
+			}
+		}
+		if idx < 0 {
+			t.Errorf("manifest tensor %s not written", mt.Name)
+			continue
+		}
+		if prev, ok := used[idx]; ok {
+			t.Errorf("%s and %s both became %s", prev, mt.Name, m.Tensors[idx].Name)
+		}
+		used[idx] = mt.Name
+		if !sameContent(m.Tensors[idx], mt.DType, mt.Shape, mt.SHA256) {
+			x := m.Tensors[idx]
+			t.Errorf("%s: %v %v differs from the manifest's %v %v", x.Name, x.DType, x.Shape, *mt.DType, mt.Shape)
+		}
+	}
+	if len(used) != len(m.Tensors) {
+		for i, x := range m.Tensors {
+			if _, ok := used[i]; !ok {
+				t.Errorf("tensor %s is not in the manifest", x.Name)
+			}
+		}
+	}
+	if !withOpt && dropCount[convert.DropOptimizer] != optState {
+		t.Errorf("%d optimiser arrays reported, manifest has %d", dropCount[convert.DropOptimizer], optState)
+	}
+	if man.Summary.HasCode != m.Report.HasCode || (m.Report.HasCode && dropCount[convert.DropCode] == 0) {
+		t.Errorf("has code %v, manifest says %v", m.Report.HasCode, man.Summary.HasCode)
+	}
+	for _, c := range man.Code {
+		if c.UsedAt != "" && dropped[key(manifestParts(c.UsedAt))] != convert.DropCode {
+			t.Errorf("code at %s not reported", c.UsedAt)
+		}
+	}
+	if len(man.Summary.JuliaVersions) > 0 && !slices.Contains(man.Summary.JuliaVersions, m.Report.Versions["julia"]) {
+		t.Errorf("julia version %q, manifest saw %v", m.Report.Versions["julia"], man.Summary.JuliaVersions)
+	}
+	if _, err := json.Marshal(m.Structure); err != nil {
+		t.Error(err)
+	}
+}
+
+func parseable(s string) bool { _, ok := format.ParseDType(s); return ok }
+
+func anyDropped(dropped map[string]string, names []string, kind string) bool {
+	for _, n := range names {
+		if dropped[key(manifestParts(n))] == kind {
+			return true
+		}
+	}
+	return false
+}
+
+func sameContent(x convert.Tensor, dtype *string, shape []int64, sum string) bool {
+	if dtype == nil || x.DType.String() != *dtype || !slices.Equal(x.Shape, shape) {
+		return false
+	}
+	h := sha256.Sum256(x.Data)
+	return hex.EncodeToString(h[:]) == sum
+}
