@@ -160,11 +160,9 @@ func (w *walker) firstParam(ti *typeInfo) (val, bool) {
 	}
 	var first val
 	found := false
-	_ = w.eachList(ti.params, func(i int, e val) error {
-		if i == 0 {
-			first, found = e, true
-		}
-		return nil
+	_ = w.eachList(ti.params, func(_ int, e val) error {
+		first, found = e, true
+		return errStop
 	})
 	return first, found
 }
