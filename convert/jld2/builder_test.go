@@ -10,6 +10,9 @@ import (
 // relative to 512.
 type h5 struct {
 	buf []byte
+	// shift is added to addresses: the bytes before buf that the caller
+	// writes itself.
+	shift uint64
 }
 
 const testHeader = "HDF5-based Julia Data Format, version 0.2.0\x00 (Julia 1.10.4 64-bit LE)\x00"
@@ -20,7 +23,7 @@ func newH5() *h5 {
 	return b
 }
 
-func (b *h5) addr() uint64 { return uint64(len(b.buf) - 512) }
+func (b *h5) addr() uint64 { return b.shift + uint64(len(b.buf)-512) }
 
 func (b *h5) raw(p []byte) uint64 {
 	a := b.addr()
@@ -54,15 +57,18 @@ func (b *h5) object(msgs ...hmsg) uint64 { return b.raw(encodeOHDR(msgs...)) }
 
 // finish writes the superblock naming root and returns the file.
 func (b *h5) finish(root uint64) []byte {
+	copy(b.buf[512:], superblock(b.shift+uint64(len(b.buf)), root))
+	return b.buf
+}
+
+func superblock(size, root uint64) []byte {
 	sb := append([]byte{}, hdf5Magic...)
 	sb = append(sb, 2, 8, 8, 0)
 	sb = binary.LittleEndian.AppendUint64(sb, 512)
 	sb = binary.LittleEndian.AppendUint64(sb, undefAddr)
-	sb = binary.LittleEndian.AppendUint64(sb, uint64(len(b.buf)))
+	sb = binary.LittleEndian.AppendUint64(sb, size)
 	sb = binary.LittleEndian.AppendUint64(sb, root)
-	sb = binary.LittleEndian.AppendUint32(sb, lookup3(sb))
-	copy(b.buf[512:], sb)
-	return b.buf
+	return binary.LittleEndian.AppendUint32(sb, lookup3(sb))
 }
 
 func u64s(vs ...uint64) []byte {
