@@ -10,8 +10,8 @@
 // written as unsigned integers of the same width ('<u2', '|u1'), which keep
 // every bit and which any NumPy can load; view them as the real type with
 // ml_dtypes (a.view(ml_dtypes.bfloat16)). Descr reports such a mapping as
-// not exact, so a caller can tell its user. The format is described in
-// spec/convert-safetensors.md section 13.
+// not exact, so a caller can tell its user. The rules are S13 and S14 of
+// spec/convert-safetensors.md.
 package npy
 
 import (

@@ -513,3 +513,23 @@ func cmpInt(a, b int64) int {
 	}
 	return 0
 }
+
+// Detect reports whether the file of the given size that r reads looks
+// like a safetensors file, from its first bytes only: a header length that
+// fits in the file and under DefaultMaxHeaderSize, and a header that starts
+// with '{' followed by '"' or '}'. It is meant for choosing a reader by
+// content; Read and ReadHeader still check everything.
+func Detect(r io.ReaderAt, size int64) bool {
+	if size < 10 {
+		return false
+	}
+	var b [10]byte
+	if err := readFull(r, b[:], 0); err != nil {
+		return false
+	}
+	n := binary.LittleEndian.Uint64(b[:8])
+	if n < 2 || n > DefaultMaxHeaderSize || int64(n) > size-8 {
+		return false
+	}
+	return b[8] == '{' && (b[9] == '"' || b[9] == '}')
+}

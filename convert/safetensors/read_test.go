@@ -376,3 +376,23 @@ func TestOptionsInvalid(t *testing.T) {
 		}
 	}
 }
+
+func TestDetect(t *testing.T) {
+	var buf bytes.Buffer
+	if err := Write(&buf, allDTypeTensors(1), nil); err != nil {
+		t.Fatal(err)
+	}
+	yes := [][]byte{buf.Bytes(), rawFile(`{}      `, nil), rawFile(`{"__metadata__":{}}`, nil)}
+	no := [][]byte{nil, []byte("\x93NUMPY\x01\x00v\x00{'descr'"), []byte("SAFEWEIGHTS-preamble"),
+		rawFile(` {}`, nil), rawFile(`[]`, nil), binary.LittleEndian.AppendUint64(nil, 1<<40), []byte("\x89HDF\r\n\x1a\n\x00\x00")}
+	for _, b := range yes {
+		if !Detect(bytes.NewReader(b), int64(len(b))) {
+			t.Errorf("not detected: %q", b[:min(len(b), 24)])
+		}
+	}
+	for _, b := range no {
+		if Detect(bytes.NewReader(b), int64(len(b))) {
+			t.Errorf("detected: %q", b)
+		}
+	}
+}
