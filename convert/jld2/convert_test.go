@@ -2,7 +2,7 @@ package jld2
 
 import (
 	"bytes"
-		"errors"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
