@@ -17,6 +17,7 @@ import (
 	"github.com/safeweights/safeweights/convert"
 	"github.com/safeweights/safeweights/convert/auto"
 	"github.com/safeweights/safeweights/format"
+	"github.com/safeweights/safeweights/gpu"
 	"github.com/safeweights/safeweights/sign"
 )
 
@@ -197,6 +198,8 @@ func classify(err error) (int, []string) {
 	case errors.Is(err, sign.ErrKey):
 		code = exitInvalid
 		hint("keys are Ed25519 PEM files, as written by 'safeweights keygen' or 'openssl genpkey -algorithm ed25519'")
+	case errors.Is(err, gpu.ErrNoDriver):
+		hint("load needs an NVIDIA GPU and its driver (libcuda.so.1)")
 	case errors.Is(err, os.ErrNotExist):
 		code = exitError
 	}
