@@ -242,6 +242,9 @@ func load(ctx context.Context, v *fileView, cfg *config) (_ *Model, err error) {
 		return nil, err
 	}
 
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	for _, pl := range p.places {
 		t := &v.tensors[pl.tensor]
 		lt := Tensor{
