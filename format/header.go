@@ -220,108 +220,129 @@ func ParseHeader(buf []byte, p *Preamble, lim Limits) (*Header, error) {
 }
 
 func checkTensor(v *fbv, t table, i uint64, p *Preamble, lim Limits, chunk, align uint64, end, meta *uint64) error {
-	field := "tensor " + itoa(i)
+	// Field labels are built only on failure: building them for every
+	// tensor of a valid file was most of the cost of ParseHeader.
+	var name []byte
+	named := false // the name is valid and labels the tensor
+	field := func(suffix string) string {
+		if !named {
+			return "tensor " + itoa(i) + suffix
+		}
+		return "tensor " + strconvQuote(name) + suffix
+	}
 	// R12, R15: the name.
-	name, off, ok, err := v.stringField(t, slotTensorName, field+" name")
+	name, off, ok, err := v.stringField(t, slotTensorName, "")
 	if err != nil {
-		return err
+		return labeled(err, field(" name"))
 	}
 	if !ok {
-		return Errorf(ErrHeader, "R12", v.base+int64(t.pos), field, "name missing")
+		return Errorf(ErrHeader, "R12", v.base+int64(t.pos), field(""), "name missing")
 	}
 	if len(name) > lim.MaxNameLength {
-		return Errorf(ErrLimit, "R15", v.base+int64(off), field+" name", itoa(uint64(len(name)))+" bytes over the limit of "+itoa(uint64(lim.MaxNameLength)))
+		return Errorf(ErrLimit, "R15", v.base+int64(off), field(" name"), itoa(uint64(len(name)))+" bytes over the limit of "+itoa(uint64(lim.MaxNameLength)))
 	}
 	if !validName(name) {
-		return Errorf(ErrName, "R15", v.base+int64(off), field+" name", "empty, not UTF-8, or holds NUL")
+		return Errorf(ErrName, "R15", v.base+int64(off), field(" name"), "empty, not UTF-8, or holds NUL")
 	}
-	field = "tensor " + strconvQuote(name)
+	named = true
 
 	// R16: the dtype.
-	dt, err := v.u8(t, slotTensorDType, field+" dtype")
+	dt, err := v.u8(t, slotTensorDType, "")
 	if err != nil {
-		return err
+		return labeled(err, field(" dtype"))
 	}
 	if !DType(dt).Valid() {
-		return Errorf(ErrDType, "R16", -1, field+" dtype", "unknown dtype "+itoa(uint64(dt)))
+		return Errorf(ErrDType, "R16", -1, field(" dtype"), "unknown dtype "+itoa(uint64(dt)))
 	}
 
 	// R17: the shape.
-	sStart, rank, _, err := v.vectorField(t, slotTensorShape, 8, field+" shape")
+	sStart, rank, _, err := v.vectorField(t, slotTensorShape, 8, "")
 	if err != nil {
-		return err
+		return labeled(err, field(" shape"))
 	}
 	if rank > uint64(lim.MaxRank) {
-		return Errorf(ErrLimit, "R17", v.base+int64(sStart), field+" shape", "rank "+itoa(rank)+" over the limit of "+itoa(uint64(lim.MaxRank)))
+		return Errorf(ErrLimit, "R17", v.base+int64(sStart), field(" shape"), "rank "+itoa(rank)+" over the limit of "+itoa(uint64(lim.MaxRank)))
 	}
 	count := uint64(1)
 	for j := uint64(0); j < rank; j++ {
 		d := le.Uint64(v.buf[sStart+8*j:])
 		hi, lo := bits.Mul64(count, d)
 		if d > 1<<63-1 || hi != 0 || lo > 1<<63-1 {
-			return Errorf(ErrShape, "R17", v.base+int64(sStart+8*j), field+" shape", "element count overflows")
+			return Errorf(ErrShape, "R17", v.base+int64(sStart+8*j), field(" shape"), "element count overflows")
 		}
 		count = lo
 	}
 	hi, length := bits.Mul64(count, uint64(DType(dt).Size()))
 	if hi != 0 || length > 1<<63-1 {
-		return Errorf(ErrShape, "R17", v.base+int64(sStart), field+" shape", "byte length overflows")
+		return Errorf(ErrShape, "R17", v.base+int64(sStart), field(" shape"), "byte length overflows")
 	}
 
 	// R18: compression and stored length.
-	comp, err := v.u8(t, slotTensorCompression, field+" compression")
+	comp, err := v.u8(t, slotTensorCompression, "")
 	if err != nil {
-		return err
+		return labeled(err, field(" compression"))
 	}
-	stored, err := v.u64(t, slotTensorStoredLength, field+" stored_length")
+	stored, err := v.u64(t, slotTensorStoredLength, "")
 	if err != nil {
-		return err
+		return labeled(err, field(" stored_length"))
 	}
 	switch Compression(comp) {
 	case None:
 		if stored != length {
-			return Errorf(ErrShape, "R18", -1, field+" stored_length", "is "+itoa(stored)+", the shape and dtype give "+itoa(length))
+			return Errorf(ErrShape, "R18", -1, field(" stored_length"), "is "+itoa(stored)+", the shape and dtype give "+itoa(length))
 		}
 	case Zstd:
 		if length == 0 || stored == 0 {
-			return Errorf(ErrCompression, "R18", -1, field, "a compressed tensor must not be empty")
+			return Errorf(ErrCompression, "R18", -1, field(""), "a compressed tensor must not be empty")
 		}
 	default:
-		return Errorf(ErrCompression, "R18", -1, field+" compression", "unknown compression "+itoa(uint64(comp)))
+		return Errorf(ErrCompression, "R18", -1, field(" compression"), "unknown compression "+itoa(uint64(comp)))
 	}
 
 	// R19, R20: placement.
-	offset, err := v.u64(t, slotTensorOffset, field+" offset")
+	offset, err := v.u64(t, slotTensorOffset, "")
 	if err != nil {
-		return err
+		return labeled(err, field(" offset"))
 	}
 	want := uint64(0)
 	if i > 0 {
 		var ok bool
 		if want, ok = AlignUp(*end, align); !ok {
-			return Errorf(ErrLayout, "R19", -1, field+" offset", "overflows")
+			return Errorf(ErrLayout, "R19", -1, field(" offset"), "overflows")
 		}
 	}
 	if offset != want {
-		return Errorf(ErrLayout, "R19", -1, field+" offset", "is "+itoa(offset)+", must be "+itoa(want)+" (the previous tensor's end rounded up to the alignment)")
+		return Errorf(ErrLayout, "R19", -1, field(" offset"), "is "+itoa(offset)+", must be "+itoa(want)+" (the previous tensor's end rounded up to the alignment)")
 	}
 	e, c := bits.Add64(offset, stored, 0)
 	if c != 0 || e > p.DataLength {
-		return Errorf(ErrLayout, "R20", -1, field, "extends past the data region")
+		return Errorf(ErrLayout, "R20", -1, field(""), "extends past the data region")
 	}
 	*end = e
 
 	// R21: chunk digests.
-	_, dn, _, err := v.vectorField(t, slotTensorDigests, 1, field+" digests")
+	_, dn, _, err := v.vectorField(t, slotTensorDigests, 1, "")
 	if err != nil {
-		return err
+		return labeled(err, field(" digests"))
 	}
 	if dn != NumChunks(stored, chunk)*DigestSize {
-		return Errorf(ErrChunking, "R21", -1, field+" digests", "want "+itoa(NumChunks(stored, chunk))+" digests of 32 bytes")
+		return Errorf(ErrChunking, "R21", -1, field(" digests"), "want "+itoa(NumChunks(stored, chunk))+" digests of 32 bytes")
 	}
 
-	// R23: attributes.
-	return checkKeyValues(v, t, slotTensorAttributes, field+" attributes", lim, meta)
+	// R23: attributes, labeled only when the tensor has some.
+	if ap, err := v.field(t, slotTensorAttributes, 4, ""); err != nil || ap != 0 {
+		return checkKeyValues(v, t, slotTensorAttributes, field(" attributes"), lim, meta)
+	}
+	return nil
+}
+
+// labeled sets the field of a structural error from fbv, which was called
+// with an empty label so that valid files never pay for building one.
+func labeled(err error, field string) error {
+	if fe, ok := err.(*FormatError); ok && fe.Field == "" {
+		fe.Field = field
+	}
+	return err
 }
 
 // checkKeyValues checks a vector of KeyValue tables (R12, R23): keys and
