@@ -12,7 +12,7 @@ import (
 	"github.com/safeweights/safeweights/convert"
 )
 
-// HDF5 filter identifiers (rule F2).
+// HDF5 filter identifiers (rule F1).
 const (
 	filterDeflate  = 1
 	filterShuffle  = 2
@@ -33,7 +33,7 @@ type chunkRef struct {
 	index uint64 // linear (row-major) index of the chunk in the chunk grid
 }
 
-// chunked assembles a chunked dataset of need bytes (rules C1-C6).
+// chunked assembles a chunked dataset of need bytes (rules C1-C5, F1).
 func (f *file) chunked(in *info, need uint64) ([]byte, error) {
 	l := in.layout
 	dims := in.space.dims
@@ -318,7 +318,7 @@ func copyChunk(out, chunk []byte, index uint64, grid, cdims, dims []uint64, es u
 	}
 }
 
-// fixedArray reads a fixed array chunk index (rule C2).
+// fixedArray reads a fixed array chunk index (rule C1).
 func (f *file) fixedArray(addr uint64, filtered bool, total, chunkBytes uint64) ([]chunkRef, error) {
 	b, off, err := f.at(addr, 28, "fixed array header")
 	if err != nil {
@@ -415,7 +415,7 @@ func (f *file) fixedArray(addr uint64, filtered bool, total, chunkBytes uint64) 
 	return refs, nil
 }
 
-// btree1 reads a version 1 B-tree of raw data chunks (rule C3).
+// btree1 reads a version 1 B-tree of raw data chunks (rule C1).
 func (f *file) btree1(root uint64, l *layout, dims, grid []uint64) ([]chunkRef, error) {
 	var refs []chunkRef
 	seen := map[uint64]bool{}

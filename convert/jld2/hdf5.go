@@ -214,7 +214,7 @@ type object struct {
 	msgs []message
 }
 
-// object parses the version 2 object header at addr (rules H4-H6), once.
+// object parses the version 2 object header at addr (rules H5-H7), once.
 func (f *file) object(addr uint64) (*object, error) {
 	if o, ok := f.objects[addr]; ok {
 		if o == nil {

@@ -14,7 +14,7 @@ const (
 	kindType
 )
 
-// info is what one object header describes (rule O1).
+// info is what one object header describes (rules M1-M5, G1).
 type info struct {
 	addr    uint64
 	off     int64
@@ -163,7 +163,7 @@ func (f *file) committed(addr uint64, depth int) (*dtype, error) {
 }
 
 // data returns the stored bytes of a dataset with n elements of size esize
-// (rules L2-L4). Compact and contiguous data alias the file.
+// (rules L2, L3). Compact and contiguous data alias the file.
 func (f *file) datasetBytes(in *info) ([]byte, error) {
 	hi, need := bits.Mul64(in.space.n, uint64(in.dt.size))
 	if hi != 0 || need > 1<<62 {
@@ -201,7 +201,7 @@ func (f *file) datasetBytes(in *info) ([]byte, error) {
 	return nil, errAt(convert.ErrMalformed, in.off, "layout class %d", l.class)
 }
 
-// gheap is one parsed global heap collection (rule H7).
+// gheap is one parsed global heap collection (rule H10).
 type gheap struct {
 	objs map[uint16][]byte
 }
