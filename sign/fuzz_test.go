@@ -2,13 +2,13 @@ package sign_test
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
+	"encoding/hex"
 	"slices"
 	"testing"
 
 	"github.com/safeweights/safeweights/format"
 	"github.com/safeweights/safeweights/sign"
+	"github.com/safeweights/safeweights/testvectors"
 )
 
 // seedBlocks returns signature blocks made by signing, plus the blocks of
@@ -22,14 +22,16 @@ func seedBlocks(t testing.TB) (unsigned []byte, blocks [][]byte) {
 		b := readFile(t, path)
 		blocks = append(blocks, slices.Clone(b[len(unsigned):]))
 	}
-	vecs, _ := filepath.Glob(filepath.Join("..", "testvectors", "sign", "*"))
-	for _, v := range vecs {
-		b, err := os.ReadFile(v)
-		if err != nil {
-			continue
+	cases, err := testvectors.Sign()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		if i := bytes.Index(c.Data, format.SignatureMagic[:]); i >= 0 {
+			blocks = append(blocks, c.Data[i:])
 		}
-		if i := bytes.Index(b, format.SignatureMagic[:]); i >= 0 {
-			blocks = append(blocks, b[i:])
+		if d, err := hex.DecodeString(c.Keys["detached"]); err == nil && len(d) > 0 {
+			blocks = append(blocks, d)
 		}
 	}
 	return unsigned, blocks
