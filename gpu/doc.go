@@ -1,0 +1,25 @@
+// Package gpu loads the tensors of a safeweights file into CUDA device
+// memory, near the speed of the PCIe link, from a binary built with
+// CGO_ENABLED=0: the CUDA driver is loaded at run time (libcuda.so.1, through
+// purego), and a machine without it gets an error wrapping ErrNoDriver.
+//
+// Load cuts the chosen tensors into windows: page-aligned file ranges made of
+// whole digest chunks (spec/SPEC.md, chunk digests). Each window is staged in
+// page-locked host memory, copied with asynchronous copies on a few streams
+// and released once its copy has completed, with staging, copying and digest
+// checks overlapped and at most a fixed number of windows in flight:
+//
+//   - Mapped (the file is in the page cache): the read-only mapping itself is
+//     registered with the driver, window by window, and the copy engine reads
+//     it by DMA: no CPU copy.
+//   - Direct (cold file): windows are read with O_DIRECT, legal because the
+//     format aligns tensor data to pages, into pinned staging buffers.
+//   - Buffered: the same through the page cache; the fallback of both.
+//
+// Compressed tensors are decoded on the CPU into pinned memory and copied.
+// With WithVerify every chunk is hashed on CPU goroutines as it is staged,
+// and Load returns nothing until all digests matched; on a mismatch it frees
+// the device memory and returns a *DigestError naming tensor and chunk.
+//
+// See docs/GPU.md for the design, the measurements and how to run them.
+package gpu
