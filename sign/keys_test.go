@@ -160,6 +160,11 @@ func TestOpenSSL(t *testing.T) {
 	if err != nil || !pub.Equal(priv.Public()) {
 		t.Fatal("openssl public key differs", err)
 	}
+	// The key id is what `openssl pkey -pubin -outform DER | sha256sum` gives.
+	der := run("pkey", "-in", kf, "-pubout", "-outform", "DER")
+	if sign.KeyIDOf(pub) != sign.KeyID(sha256.Sum256(der)) {
+		t.Fatal("key id differs from SHA-256 of openssl's PKIX DER")
+	}
 	path := smallFile(t, dir, 1)
 	signFile(t, path, priv, "openssl key", false)
 	kr, _ := sign.NewKeyRing(pub)

@@ -206,7 +206,7 @@ func vectors(dir string) ([]vector, error) {
 		{name: "require-all-missing-key", expect: format.ErrNoSignature, rule: "V6",
 			comment: "every trusted key must have signed and key D did not",
 			data:    signedABC, trusted: []ed25519.PrivateKey{keyA, keyD}, all: true},
-		{name: "unknown-algorithm", expect: format.ErrNoSignature, rule: "V5",
+		{name: "unknown-algorithm", expect: format.ErrNoSignature, rule: "V6",
 			comment: "the one entry has algorithm 2, which never counts, though its key id is trusted",
 			data: must(reblock(signedA, func(e []format.SignatureEntry) []format.SignatureEntry {
 				e[0].Algorithm = 2
