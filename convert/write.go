@@ -16,17 +16,37 @@ import (
 // Version is the converters' version, recorded in provenance.
 const Version = "0.1"
 
-// Source is a source file mapped read-only, with its SHA-256.
+// Source is a source file mapped read-only. Its SHA-256 is computed in the
+// background from the moment it is opened, so that hashing overlaps reading
+// and writing instead of adding a pass over the file.
 type Source struct {
-	Path   string
-	Data   []byte
-	SHA256 [32]byte
-	close  func() error
+	Path  string
+	Data  []byte
+	close func() error
+	sum   chan struct{} // closed when sha256 is set
+	sha   [32]byte
+}
+
+// SHA256 returns the SHA-256 of the source file, waiting for it if needed.
+func (s *Source) SHA256() [32]byte {
+	<-s.sum
+	return s.sha
+}
+
+// NewSource wraps bytes already in memory as a Source.
+func NewSource(path string, data []byte) *Source {
+	s := &Source{Path: path, Data: data, sum: make(chan struct{})}
+	go func() {
+		s.sha = sha256.Sum256(data)
+		close(s.sum)
+	}()
+	return s
 }
 
 // Close releases the mapping. Tensor data taken from Data must not be used
 // after Close.
 func (s *Source) Close() error {
+	<-s.sum // the hashing goroutine reads the mapping
 	if s.close == nil {
 		return nil
 	}
@@ -50,17 +70,15 @@ func OpenSource(path string) (*Source, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("convert: %s is not a regular file", path)
 	}
-	s := &Source{Path: path}
 	data, unmap, err := mapFile(f, st.Size())
 	if err != nil || data == nil {
 		if data, err = io.ReadAll(f); err != nil {
 			return nil, fmt.Errorf("convert: %w", err)
 		}
-	} else {
-		s.close = unmap
+		unmap = nil
 	}
-	s.Data = data
-	s.SHA256 = sha256.Sum256(data)
+	s := NewSource(path, data)
+	s.close = unmap
 	return s, nil
 }
 
@@ -74,13 +92,10 @@ func WriteFile(dst string, m *Model, src *Source, opts ...encode.Option) error {
 		SourceFormat: m.SourceFormat,
 		Converter:    "safeweights/convert/" + m.SourceFormat + " " + Version,
 	}
-	if src != nil {
-		prov.SourceSHA256 = src.SHA256[:]
-	}
 	for k, v := range m.Report.Versions {
 		prov.Notes = append(prov.Notes, format.KeyValue{Key: "version." + k, Value: v})
 	}
-	w, err := encode.Create(dst, append([]encode.Option{encode.WithProvenance(prov)}, opts...)...)
+	w, err := encode.Create(dst, opts...)
 	if err != nil {
 		return err
 	}
@@ -112,6 +127,14 @@ func WriteFile(dst string, m *Model, src *Source, opts ...encode.Option) error {
 			w.Abort()
 			return err
 		}
+	}
+	if src != nil {
+		sum := src.SHA256()
+		prov.SourceSHA256 = sum[:]
+	}
+	if err := w.SetProvenance(prov); err != nil {
+		w.Abort()
+		return err
 	}
 	return w.Close()
 }
@@ -150,7 +173,8 @@ func Convert(srcPath, dst string, read func(data []byte) (*Model, error), opts .
 	r.Source = srcPath
 	r.Output = dst
 	r.SourceFormat = m.SourceFormat
-	r.SourceSHA256 = hex.EncodeToString(src.SHA256[:])
+	sum := src.SHA256()
+	r.SourceSHA256 = hex.EncodeToString(sum[:])
 	r.Converter = "safeweights/convert/" + m.SourceFormat + " " + Version
 	r.Tensors = r.Tensors[:0]
 	for _, t := range m.Tensors {

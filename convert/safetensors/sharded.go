@@ -298,7 +298,6 @@ func readSharded(indexPath string, opts Options) (*convert.Model, *shardSet, err
 			return nil, nil, err
 		}
 		ss.sources = append(ss.sources, src)
-		records = append(records, shardRecord{shard, hex.EncodeToString(src.SHA256[:])})
 		sm, err := Read(src.Data, opts)
 		if err != nil {
 			ss.Close()
@@ -356,6 +355,11 @@ func readSharded(indexPath string, opts Options) (*convert.Model, *shardSet, err
 		}
 		m.Metadata[k] = v
 	}
+	// The shards were hashed in the background while they were read.
+	for i, src := range ss.sources {
+		sum := src.SHA256()
+		records = append(records, shardRecord{idx.Shards[i], hex.EncodeToString(sum[:])})
+	}
 	js, _ := json.Marshal(records)
 	m.Metadata[MetaShards] = string(js)
 	return m, ss, nil
@@ -397,7 +401,8 @@ func report(m *convert.Model, src, dst string, s *convert.Source) *convert.Repor
 	r.Source = src
 	r.Output = dst
 	r.SourceFormat = m.SourceFormat
-	r.SourceSHA256 = hex.EncodeToString(s.SHA256[:])
+	sum := s.SHA256()
+	r.SourceSHA256 = hex.EncodeToString(sum[:])
 	r.Converter = "safeweights/convert/" + m.SourceFormat + " " + convert.Version
 	r.Tensors = make([]convert.ReportTensor, 0, len(m.Tensors))
 	for _, t := range m.Tensors {
