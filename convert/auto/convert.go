@@ -223,4 +223,3 @@ func equalShape(a, b []int64) bool {
 	}
 	return true
 }
-
