@@ -97,3 +97,7 @@ func newConfig(opts []Option) (config, error) {
 	c.verify = max(c.verify, c.minVerify)
 	return c, nil
 }
+
+// VerifyMode is the verify mode the file was opened with, after policies
+// raised it.
+func (f *File) VerifyMode() VerifyMode { return f.cfg.verify }
