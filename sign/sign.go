@@ -396,21 +396,20 @@ type Policy struct {
 // Require returns a Policy trusting trusted.
 func Require(trusted *KeyRing) *Policy { return &Policy{Trusted: trusted} }
 
-// Check implements decode.Policy. It verifies the signatures over the header
-// and then makes sure no unchecked tensor byte can be returned: with
-// decode.VerifyLazy or VerifyEager decode checks digests on access or at
-// Open. When it cannot tell the file's verify mode, Check verifies every
-// digest itself, so a file opened with decode.VerifyNone is still fully
-// checked before Open returns.
+// MinVerify implements decode.MinVerifier: a file opened under the policy
+// checks each tensor's digests before returning its bytes, at least lazily.
+func (p *Policy) MinVerify() decode.VerifyMode { return decode.VerifyLazy }
+
+// Check implements decode.Policy. It verifies the signatures over the header.
+// Through decode.WithPolicy the file's verify mode is at least lazy, so no
+// unchecked tensor byte can be returned; called directly on a file opened
+// with decode.VerifyNone, Check verifies every digest itself.
 func (p *Policy) Check(f *decode.File) error {
 	res, err := Verify(f, p.Trusted, VerifyOptions{Detached: p.Detached, RequireAll: p.RequireAll, UnsafeSkipDataDigests: true})
 	if err != nil {
 		return err
 	}
-	type moder interface{ VerifyMode() decode.VerifyMode }
-	if m, ok := any(f).(moder); ok && m.VerifyMode() != decode.VerifyNone {
-		// decode checks every tensor's digests before returning its bytes.
-	} else {
+	if f.VerifyMode() == decode.VerifyNone {
 		if err := f.Verify(context.Background(), decode.VerifyOptions{}); err != nil {
 			return err
 		}
@@ -422,4 +421,7 @@ func (p *Policy) Check(f *decode.File) error {
 	return nil
 }
 
-var _ decode.Policy = (*Policy)(nil)
+var (
+	_ decode.Policy      = (*Policy)(nil)
+	_ decode.MinVerifier = (*Policy)(nil)
+)

@@ -338,11 +338,19 @@ func TestPolicy(t *testing.T) {
 	if err := os.WriteFile(bad, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The policy raises VerifyNone to VerifyLazy: the header check passes at
+	// Open, and the tampered tensor fails on access; eager fails at Open.
 	for _, mode := range []decode.VerifyMode{decode.VerifyNone, decode.VerifyLazy, decode.VerifyEager} {
 		f, err := decode.Open(bad, decode.WithPolicy(sign.Require(kr)), decode.WithVerify(mode))
-		if err != nil {
+		if mode == decode.VerifyEager {
 			wantKind(t, err, format.ErrDigest)
 			continue
+		}
+		if err != nil {
+			t.Fatalf("mode %d: %v", mode, err)
+		}
+		if f.VerifyMode() != decode.VerifyLazy {
+			t.Fatalf("mode %d raised to %d, want lazy", mode, f.VerifyMode())
 		}
 		_, err = f.TensorAt(0).Bytes()
 		wantKind(t, err, format.ErrDigest)
