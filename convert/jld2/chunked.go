@@ -2,10 +2,12 @@ package jld2
 
 import (
 	"bytes"
+	"cmp"
 	"compress/zlib"
 	"errors"
 	"io"
 	"math/bits"
+	"slices"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -116,20 +118,46 @@ func (f *file) chunked(in *info, need uint64) ([]byte, error) {
 	if uint64(len(refs)) != total {
 		return nil, errAt(convert.ErrMalformed, in.off, "%d of %d chunks stored (missing chunks are not read)", len(refs), total)
 	}
-	f.decoded += int64(need)
+	if err := f.step(len(refs)); err != nil {
+		return nil, err
+	}
+	// C6: chunks do not share storage, so that each stored byte is decoded
+	// once; a forged index pointing every chunk at one small compressed
+	// chunk would otherwise multiply the work.
+	byAddr := slices.Clone(refs)
+	slices.SortFunc(byAddr, func(a, b chunkRef) int { return cmp.Compare(a.addr, b.addr) })
+	for i, r := range byAddr {
+		_, roff, err := f.at(r.addr, r.size, "chunk")
+		if err != nil {
+			return nil, err
+		}
+		f.addSpan(roff, r.size)
+		if i > 0 && byAddr[i-1].addr+byAddr[i-1].size > r.addr {
+			return nil, errAt(convert.ErrMalformed, in.off, "chunks %d and %d share storage", byAddr[i-1].index, r.index)
+		}
+	}
+	// C5: whole chunks are decoded, edge chunks included; that is what
+	// counts against the limit.
+	f.decoded += int64(total * chunkBytes)
 	if f.decoded > f.lim.MaxDecodedBytes {
 		return nil, errAt(convert.ErrLimit, in.off, "chunked data over %d bytes in total", f.lim.MaxDecodedBytes)
 	}
-	out := make([]byte, need)
-	var scratch [2][]byte
+	d := &unfilterer{chunkBytes: chunkBytes}
+	defer d.close()
+	var out []byte
 	for _, r := range refs {
 		raw, roff, err := f.at(r.addr, r.size, "chunk")
 		if err != nil {
 			return nil, err
 		}
-		b, err := f.unfilter(raw, roff, in.filters, r.mask, chunkBytes, &scratch)
+		b, err := d.unfilter(raw, roff, in.filters, r.mask)
 		if err != nil {
 			return nil, err
+		}
+		if out == nil {
+			// Allocated once a chunk has decoded: a file claiming a huge
+			// dataset whose chunks do not decode costs nothing.
+			out = make([]byte, need)
 		}
 		copyChunk(out, b, r.index, grid, l.chunk, dims, l.elem)
 	}
@@ -144,95 +172,142 @@ func mustMul(a, b uint64) uint64 {
 	return lo
 }
 
-// unfilter undoes the filter pipeline on one stored chunk; the result is
-// exactly chunkBytes long, and no filter may produce more (rule C5).
-func (f *file) unfilter(raw []byte, off int64, fs []filter, mask uint32, chunkBytes uint64, scratch *[2][]byte) ([]byte, error) {
+// unfilterer undoes the filter pipeline on the chunks of one dataset. Its
+// buffers grow as decoded bytes arrive, up to the chunk size, and its
+// decompressors are reused from chunk to chunk.
+type unfilterer struct {
+	chunkBytes uint64
+	scratch    [2][]byte
+	zlib       io.ReadCloser
+	zstd       *zstd.Decoder
+}
+
+func (d *unfilterer) close() {
+	if d.zlib != nil {
+		d.zlib.Close()
+	}
+	if d.zstd != nil {
+		d.zstd.Close()
+	}
+}
+
+// unfilter undoes the filters on one stored chunk; the result is exactly
+// chunkBytes long, and no filter may produce more (rule C5).
+func (d *unfilterer) unfilter(raw []byte, off int64, fs []filter, mask uint32) ([]byte, error) {
 	cur := raw
+	applied := 0
 	for i := len(fs) - 1; i >= 0; i-- {
 		if i < 32 && mask&(1<<i) != 0 {
 			continue
 		}
-		dst := &scratch[i%2]
-		if uint64(cap(*dst)) < chunkBytes {
-			*dst = make([]byte, chunkBytes)
-		}
-		out := (*dst)[:chunkBytes]
-		var n int
+		// Alternate buffers by filters applied, so that input and output
+		// never share memory.
+		dst := &d.scratch[applied%2]
+		applied++
 		var err error
 		switch fs[i].id {
 		case filterDeflate:
-			n, err = inflate(out, cur)
+			err = d.inflate(dst, cur)
 		case filterZstd:
-			n, err = unzstd(out, cur)
+			err = d.unzstd(dst, cur)
 		case filterShuffle:
-			n = unshuffle(out, cur, fs[i])
+			unshuffle(dst, cur, fs[i], d.chunkBytes)
 		}
 		if err != nil {
 			return nil, errAt(convert.ErrMalformed, off, "chunk does not decode (%s): %v", filterName(fs[i].id), err)
 		}
-		cur = out[:n]
+		cur = *dst
 	}
-	if uint64(len(cur)) != chunkBytes {
-		return nil, errAt(convert.ErrMalformed, off, "chunk decodes to %d bytes, not %d", len(cur), chunkBytes)
+	if uint64(len(cur)) != d.chunkBytes {
+		return nil, errAt(convert.ErrMalformed, off, "chunk decodes to %d bytes, not %d", len(cur), d.chunkBytes)
 	}
 	return cur, nil
 }
 
 var errTooLong = errors.New("decoded data longer than the chunk")
 
-// readAllInto reads r into dst and fails if r has more.
-func readAllInto(dst []byte, r io.Reader) (int, error) {
-	n, err := io.ReadFull(r, dst)
-	switch err {
-	case nil:
-	case io.EOF, io.ErrUnexpectedEOF:
-		return n, nil
-	default:
-		return n, err
+// readBounded reads r to its end into *buf (reusing its memory), growing
+// it as bytes arrive, and fails if r holds more than limit bytes.
+func readBounded(buf *[]byte, r io.Reader, limit uint64) error {
+	b := (*buf)[:0]
+	for {
+		if len(b) == cap(b) {
+			if uint64(len(b)) >= limit {
+				var one [1]byte
+				n, err := io.ReadFull(r, one[:])
+				*buf = b
+				if n > 0 {
+					return errTooLong
+				}
+				if err == io.EOF {
+					return nil
+				}
+				return err
+			}
+			nb := make([]byte, len(b), min(limit, max(2*uint64(cap(b)), 64<<10)))
+			copy(nb, b)
+			b = nb
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			*buf = b
+			return nil
+		}
+		if err != nil {
+			*buf = b
+			return err
+		}
 	}
-	var one [1]byte
-	m, err := io.ReadFull(r, one[:])
-	if m > 0 {
-		return n, errTooLong
-	}
-	if err != io.EOF {
-		return n, err
-	}
-	return n, nil
 }
 
-func inflate(dst, src []byte) (int, error) {
-	zr, err := zlib.NewReader(bytes.NewReader(src))
-	if err != nil {
-		return 0, err
+func (d *unfilterer) inflate(dst *[]byte, src []byte) error {
+	var err error
+	if d.zlib == nil {
+		d.zlib, err = zlib.NewReader(bytes.NewReader(src))
+	} else {
+		err = d.zlib.(zlib.Resetter).Reset(bytes.NewReader(src), nil)
 	}
-	defer zr.Close()
-	return readAllInto(dst, zr)
+	if err != nil {
+		return err
+	}
+	return readBounded(dst, d.zlib, d.chunkBytes)
 }
 
-func unzstd(dst, src []byte) (int, error) {
-	zr, err := zstd.NewReader(bytes.NewReader(src),
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxWindow(max(8<<20, uint64(len(dst)))),
-		zstd.WithDecoderMaxMemory(max(8<<20, uint64(len(dst)))))
-	if err != nil {
-		return 0, err
+func (d *unfilterer) unzstd(dst *[]byte, src []byte) error {
+	if d.zstd == nil {
+		var err error
+		d.zstd, err = zstd.NewReader(nil,
+			zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(max(8<<20, d.chunkBytes)),
+			zstd.WithDecoderMaxMemory(max(8<<20, d.chunkBytes)))
+		if err != nil {
+			return err
+		}
 	}
-	defer zr.Close()
-	return readAllInto(dst, zr)
+	if err := d.zstd.Reset(bytes.NewReader(src)); err != nil {
+		return err
+	}
+	return readBounded(dst, d.zstd, d.chunkBytes)
 }
 
 // unshuffle undoes HDF5's byte shuffle: the stored bytes hold byte 0 of
 // every element, then byte 1 of every element, and so on.
-func unshuffle(dst, src []byte, fl filter) int {
+func unshuffle(buf *[]byte, src []byte, fl filter, limit uint64) {
 	es := 1
 	if len(fl.cd) > 0 && fl.cd[0] > 0 && fl.cd[0] <= 1<<16 {
 		es = int(fl.cd[0])
 	}
-	n := min(len(src), len(dst))
+	n := int(min(uint64(len(src)), limit))
+	if cap(*buf) < n {
+		*buf = make([]byte, n)
+	}
+	dst := (*buf)[:n]
+	*buf = dst
 	if es <= 1 {
-		return copy(dst, src[:n])
+		copy(dst, src[:n])
+		return
 	}
 	elems := n / es
 	for j := 0; j < es; j++ {
@@ -242,7 +317,6 @@ func unshuffle(dst, src []byte, fl filter) int {
 		}
 	}
 	copy(dst[elems*es:n], src[elems*es:n])
-	return n
 }
 
 func filterName(id uint16) string {

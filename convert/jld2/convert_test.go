@@ -14,6 +14,19 @@ import (
 	"github.com/safeweights/safeweights/decode"
 )
 
+// FuzzRead reads arbitrary bytes: every failure is a typed *Error, and a
+// model that reads has distinct names and data of its shape's size.
+//
+// Its seeds are real files of up to 64 KiB, and the fuzzing engine
+// minimizes every input that finds new coverage before it counts it, at
+// the cost of many executions per input byte: the exec count then stands
+// still for up to -fuzzminimizetime (60s by default) while the reader is
+// not stuck. Run it with a bounded minimization, for example
+//
+//	go test -run '^$' -fuzz '^FuzzRead$' -fuzztime 30s -fuzzminimizetime 200x ./convert/jld2
+//
+// TestWorkBounded checks the work and memory of every seed and corpus
+// entry against the input size.
 func FuzzRead(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "*.h5"))
 	for _, p := range files {
@@ -22,6 +35,9 @@ func FuzzRead(f *testing.F) {
 		}
 	}
 	for _, c := range hostile() {
+		f.Add(c.data)
+	}
+	for _, c := range workCases() {
 		f.Add(c.data)
 	}
 	b := newH5()

@@ -2,7 +2,9 @@ package jld2
 
 import (
 	"bytes"
+	"cmp"
 	"math/bits"
+	"slices"
 	"strings"
 
 	"github.com/safeweights/safeweights/convert"
@@ -31,7 +33,29 @@ type file struct {
 	// that stops overlapping hostile headers from costing quadratic time.
 	headerWork int64
 	decoded    int64
+	// steps counts the reader's other work (values walked, name bytes
+	// built, aliases, type names resolved, chunks); stepBudget bounds it in
+	// proportion to the file size (spec section 1), so that no file makes
+	// the reader do more than linear work whatever it claims.
+	steps      int64
+	stepBudget int64
+
+	infos map[uint64]*info
+	texts map[[2]uint64]string
+	// spans are the file ranges that tensor data was taken from: distinct
+	// datasets never share storage in a file HDF5 or JLD2 wrote, and a
+	// forged file that makes them share it would multiply the output.
+	spans []span
 }
+
+// span is a range [start, end) of the file.
+type span struct{ start, end uint64 }
+
+// Work units per input byte and a fixed allowance for small files.
+const (
+	stepsPerByte = 64
+	stepsBase    = 1 << 22
+)
 
 // jld2Header is what the 512-byte text header declares.
 type jld2Header struct {
@@ -47,6 +71,10 @@ func openFile(data []byte, lim Limits) (*file, error) {
 		objects: map[uint64]*object{},
 		heaps:   map[uint64]*gheap{},
 		types:   map[uint64]*typeInfo{},
+		infos:   map[uint64]*info{},
+		texts:   map[[2]uint64]string{},
+
+		stepBudget: stepsPerByte*int64(len(data)) + stepsBase,
 	}
 	// H1: the superblock is at 0, 512, 1024, 2048, ...
 	sb := -1
@@ -166,9 +194,38 @@ func (f *file) countObject(off int64) error {
 }
 
 func (f *file) work(n int, off int64) error {
-	f.headerWork += int64(n)
-	if f.headerWork > 2*int64(len(f.data))+1<<16 {
+	if int64(n) > 2*int64(len(f.data))+1<<16-f.headerWork {
 		return errAt(convert.ErrLimit, off, "object headers overlap: more header bytes than the file holds")
+	}
+	f.headerWork += int64(n)
+	return nil
+}
+
+// step charges n units of work against the budget proportional to the
+// file size.
+func (f *file) step(n int) error {
+	if int64(n) > f.stepBudget-f.steps {
+		return errAt(convert.ErrLimit, -1, "more work than %d units per input byte", stepsPerByte)
+	}
+	f.steps += int64(n)
+	return nil
+}
+
+// addSpan records that tensor data came from the n bytes of the file at
+// the absolute offset off.
+func (f *file) addSpan(off int64, n uint64) {
+	if n > 0 && off >= 0 {
+		f.spans = append(f.spans, span{uint64(off), uint64(off) + n})
+	}
+}
+
+// checkSpans fails if two recorded ranges overlap (sorting: n log n).
+func (f *file) checkSpans() error {
+	slices.SortFunc(f.spans, func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	for i := 1; i < len(f.spans); i++ {
+		if f.spans[i].start < f.spans[i-1].end {
+			return errAt(convert.ErrMalformed, int64(f.spans[i].start), "data of two datasets or chunks overlaps")
+		}
 	}
 	return nil
 }

@@ -135,14 +135,21 @@ func errAt(kind error, off int64, format string, args ...any) *Error {
 // read-only mapping). The Data of tensors stored contiguously or compactly
 // aliases data; chunked tensors are decompressed into new memory.
 func Read(data []byte, opts Options) (*convert.Model, error) {
+	m, _, err := read(data, opts)
+	return m, err
+}
+
+// read is Read that also returns the file's work counters, for tests.
+func read(data []byte, opts Options) (*convert.Model, *file, error) {
 	lim, err := opts.Limits.withDefaults()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f, err := openFile(data, lim)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	w := newWalker(f, opts.Options)
-	return w.run()
+	m, err := w.run()
+	return m, f, err
 }

@@ -60,6 +60,10 @@ func parseDataspace(c *cursor) dataspace {
 	}
 	for i := 0; i < rank; i++ {
 		d := c.u64()
+		if d > 1<<62 {
+			c.fail(convert.ErrMalformed, "dataspace dimension %d", d)
+			return s
+		}
 		s.dims = append(s.dims, d)
 		hi, lo := bits.Mul64(s.n, d)
 		if hi != 0 {

@@ -27,8 +27,22 @@ type info struct {
 	links   []link
 }
 
-// info interprets the messages of the object at addr.
+// info interprets the messages of the object at addr, once: type names are
+// looked up through references from many datasets, and parsing a header's
+// messages again for each would cost its size each time.
 func (f *file) info(addr uint64) (*info, error) {
+	if in, ok := f.infos[addr]; ok {
+		return in, nil
+	}
+	in, err := f.parseInfo(addr)
+	if err != nil {
+		return nil, err
+	}
+	f.infos[addr] = in
+	return in, nil
+}
+
+func (f *file) parseInfo(addr uint64) (*info, error) {
 	o, err := f.object(addr)
 	if err != nil {
 		return nil, err
@@ -162,43 +176,45 @@ func (f *file) committed(addr uint64, depth int) (*dtype, error) {
 	return dt, nil
 }
 
-// data returns the stored bytes of a dataset with n elements of size esize
-// (rules L2, L3). Compact and contiguous data alias the file.
-func (f *file) datasetBytes(in *info) ([]byte, error) {
+// datasetBytes returns the stored bytes of a dataset (rules L2, L3) and
+// their absolute offset. Compact and contiguous data alias the file;
+// chunked data is decoded into new memory and its offset is -1.
+func (f *file) datasetBytes(in *info) ([]byte, int64, error) {
 	hi, need := bits.Mul64(in.space.n, uint64(in.dt.size))
 	if hi != 0 || need > 1<<62 {
-		return nil, errAt(convert.ErrMalformed, in.off, "dataset size overflows")
+		return nil, -1, errAt(convert.ErrMalformed, in.off, "dataset size overflows")
 	}
 	l := in.layout
 	if len(in.filters) > 0 && l.class != layoutChunked {
-		return nil, errAt(convert.ErrMalformed, in.off, "filters on a dataset that is not chunked")
+		return nil, -1, errAt(convert.ErrMalformed, in.off, "filters on a dataset that is not chunked")
 	}
 	switch l.class {
 	case layoutCompact:
 		if uint64(len(l.compact)) < need {
-			return nil, errAt(convert.ErrMalformed, l.compactOff, "compact data of %d bytes for %d needed", len(l.compact), need)
+			return nil, -1, errAt(convert.ErrMalformed, l.compactOff, "compact data of %d bytes for %d needed", len(l.compact), need)
 		}
-		return l.compact[:need:need], nil
+		return l.compact[:need:need], l.compactOff, nil
 	case layoutContiguous:
 		if need == 0 {
-			return nil, nil
+			return nil, -1, nil
 		}
 		if l.size < need {
-			return nil, errAt(convert.ErrMalformed, in.off, "contiguous data of %d bytes for %d needed", l.size, need)
+			return nil, -1, errAt(convert.ErrMalformed, in.off, "contiguous data of %d bytes for %d needed", l.size, need)
 		}
 		if l.addr == undefAddr {
-			return nil, errAt(convert.ErrMalformed, in.off, "dataset of %d bytes has no storage", need)
+			return nil, -1, errAt(convert.ErrMalformed, in.off, "dataset of %d bytes has no storage", need)
 		}
-		b, _, err := f.at(l.addr, need, "contiguous data")
+		b, off, err := f.at(l.addr, need, "contiguous data")
 		if err != nil {
 			err.(*Error).Offset = in.off
-			return nil, err
+			return nil, -1, err
 		}
-		return b, nil
+		return b, off, nil
 	case layoutChunked:
-		return f.chunked(in, need)
+		b, err := f.chunked(in, need)
+		return b, -1, err
 	}
-	return nil, errAt(convert.ErrMalformed, in.off, "layout class %d", l.class)
+	return nil, -1, errAt(convert.ErrMalformed, in.off, "layout class %d", l.class)
 }
 
 // gheap is one parsed global heap collection (rule H10).

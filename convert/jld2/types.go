@@ -92,13 +92,34 @@ func (f *file) strings(a *attribute) ([]string, error) {
 	}
 	out := make([]string, n)
 	for i := range out {
-		b, _, err := f.vlen(a.data[16*i:], 1)
+		s, err := f.vlenText(a.data[16*i:])
 		if err != nil {
 			return nil, err
 		}
-		out[i] = f.text(b)
+		out[i] = s
 	}
 	return out, nil
+}
+
+// vlenText reads a variable-length string, once per heap object: the same
+// type name is referred to from every dataset of its type, and copying it
+// for each would cost its length each time. Each string kept is charged
+// to the work budget.
+func (f *file) vlenText(b []byte) (string, error) {
+	key := [2]uint64{le64(b[4:]), uint64(le64u32(b[12:]))<<32 | uint64(le64u32(b))}
+	if s, ok := f.texts[key]; ok {
+		return s, f.step(1)
+	}
+	raw, _, err := f.vlen(b, 1)
+	if err != nil {
+		return "", err
+	}
+	s := f.text(raw)
+	if err := f.step(len(s) + 1); err != nil {
+		return "", err
+	}
+	f.texts[key] = s
+	return s, nil
 }
 
 func (f *file) text(b []byte) string {
@@ -113,6 +134,9 @@ func (f *file) text(b []byte) string {
 func (f *file) typeNameOf(dt *dtype, b []byte, depth int) (string, error) {
 	if depth > 8 {
 		return "", errAt(convert.ErrLimit, -1, "julia_type reference chain too long")
+	}
+	if err := f.step(1); err != nil {
+		return "", err
 	}
 	if dt.isObjectRef() && len(b) >= 8 {
 		addr := le64(b)
@@ -133,7 +157,7 @@ func (f *file) typeNameOf(dt *dtype, b []byte, depth int) (string, error) {
 		if in.kind != kindDataset || in.space.kind != spaceScalar {
 			return "", nil
 		}
-		data, err := f.datasetBytes(in)
+		data, _, err := f.datasetBytes(in)
 		if err != nil {
 			return "", err
 		}
@@ -144,11 +168,7 @@ func (f *file) typeNameOf(dt *dtype, b []byte, depth int) (string, error) {
 	}
 	for _, m := range dt.members {
 		if m.name == "name" && m.typ.isVlenString() && m.typ.size == 16 {
-			s, _, err := f.vlen(b[m.offset:], 1)
-			if err != nil {
-				return "", err
-			}
-			return f.text(s), nil
+			return f.vlenText(b[m.offset:])
 		}
 	}
 	return "", nil

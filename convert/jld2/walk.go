@@ -3,6 +3,7 @@ package jld2
 import (
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,6 +87,9 @@ func (w *walker) run() (*convert.Model, error) {
 		return nil, err
 	}
 	w.m.Structure = node
+	if err := w.f.checkSpans(); err != nil {
+		return nil, err
+	}
 	for _, t := range w.m.Tensors {
 		w.m.Report.Tensors = append(w.m.Report.Tensors, convert.ReportTensor{
 			Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: int64(len(t.Data)), Aliases: t.Aliases,
@@ -95,6 +99,7 @@ func (w *walker) run() (*convert.Model, error) {
 }
 
 func (w *walker) drop(path []string, kind, detail string) {
+	// The report entry is charged with its node (see node).
 	w.m.Report.Dropped = append(w.m.Report.Dropped, convert.Dropped{Path: joinName(path), Kind: kind, Detail: detail})
 }
 
@@ -103,7 +108,21 @@ func (w *walker) node(path []string, n *convert.Node) (*convert.Node, error) {
 	if w.nodes > w.f.lim.MaxNodes {
 		return nil, &Error{Offset: -1, Path: joinName(path), Reason: "more values than the node limit", Err: convert.ErrLimit}
 	}
+	// A node costs its path (built for it and for a report entry) and the
+	// text it keeps: type names are shared, but each node writes them
+	// again into the structure.
+	if err := w.f.step(1 + 2*pathLen(path) + len(n.Type) + len(n.Value) + len(n.Function)); err != nil {
+		return nil, err
+	}
 	return n, nil
+}
+
+func pathLen(path []string) int {
+	n := len(path)
+	for _, p := range path {
+		n += len(p)
+	}
+	return n
 }
 
 func (w *walker) group(path []string, in *info, depth int) (*convert.Node, error) {
@@ -260,6 +279,9 @@ func (w *walker) dataset(path []string, in *info, ti *typeInfo, name string, dim
 	case spaceNull:
 		if dims != nil {
 			if d, ok := dt.numeric(); ok {
+				if !slices.Contains(dims, 0) {
+					return nil, &Error{Offset: in.off, Path: joinName(path), Reason: "dataset without data has non-empty dimensions", Err: convert.ErrMalformed}
+				}
 				shape := slices.Clone(dims)
 				slices.Reverse(shape)
 				return w.tensor(path, name, d, shape, nil)
@@ -267,17 +289,18 @@ func (w *walker) dataset(path []string, in *info, ti *typeInfo, name string, dim
 		}
 		return w.ghost(path, name)
 	case spaceScalar:
-		b, err := w.f.datasetBytes(in)
+		b, _, err := w.f.datasetBytes(in)
 		if err != nil {
 			return nil, err
 		}
 		return w.value(path, dt, b, ti, name, depth)
 	}
 	if d, ok := dt.numeric(); ok {
-		b, err := w.f.datasetBytes(in)
+		b, off, err := w.f.datasetBytes(in)
 		if err != nil {
 			return nil, err
 		}
+		w.f.addSpan(off, uint64(len(b)))
 		shape := make([]int64, len(in.space.dims))
 		for i, v := range in.space.dims {
 			shape[i] = int64(v)
@@ -292,7 +315,7 @@ func (w *walker) dataset(path []string, in *info, ti *typeInfo, name string, dim
 		w.drop(path, kind, "array of "+describe(dt, name))
 		return w.node(path, &convert.Node{Kind: "array", Type: baseName(name), Dropped: kind})
 	}
-	b, err := w.f.datasetBytes(in)
+	b, _, err := w.f.datasetBytes(in)
 	if err != nil {
 		return nil, err
 	}
@@ -340,6 +363,9 @@ func (w *walker) tensor(path []string, typeName string, d format.DType, shape []
 	if _, ok := w.names[name]; ok {
 		return nil, &Error{Offset: -1, Path: name, Reason: "two arrays named " + name, Err: convert.ErrNameClash}
 	}
+	if err := w.f.step(len(name)); err != nil {
+		return nil, err
+	}
 	idx := len(w.m.Tensors)
 	w.names[name] = idx
 	w.m.Tensors = append(w.m.Tensors, convert.Tensor{Name: name, DType: d, Shape: shape, Data: data})
@@ -362,11 +388,17 @@ func (w *walker) record(f *visit, path []string, idx int) error {
 	if w.alias > w.f.lim.MaxAliases {
 		return &Error{Offset: -1, Path: joinName(path), Reason: "more shared-array paths than the alias limit", Err: convert.ErrLimit}
 	}
+	if err := w.f.step(1 + pathLen(path[len(f.path):])); err != nil {
+		return err
+	}
 	f.tensors = append(f.tensors, tref{suffix: slices.Clone(path[len(f.path):]), idx: idx})
 	return nil
 }
 
 func (w *walker) addAlias(idx int, path []string) error {
+	if err := w.f.step(1 + 2*pathLen(path)); err != nil {
+		return err
+	}
 	name := joinName(path)
 	if j, ok := w.names[name]; ok {
 		if j != idx {
@@ -440,11 +472,11 @@ func (w *walker) valueOf(path []string, dt *dtype, b []byte, ti *typeInfo, name 
 			return nil, &Error{Offset: -1, Path: joinName(path), Reason: "variable-length value of " + strconv.Itoa(int(dt.size)) + " bytes", Err: convert.ErrMalformed}
 		}
 		if dt.isVlenString() {
-			s, _, err := w.f.vlen(b, 1)
+			s, err := w.f.vlenText(b)
 			if err != nil {
 				return nil, err
 			}
-			return w.str(path, base, w.f.text(s))
+			return w.str(path, base, s)
 		}
 		if !dt.base.isObjectRef() {
 			w.drop(path, convert.DropNonNumeric, "variable-length sequence")
@@ -590,10 +622,21 @@ func juliaDims(a *attribute) []int64 {
 		return nil
 	}
 	d := make([]int64, a.space.n)
+	n := uint64(1)
 	for i := range d {
-		d[i] = int64(le64(a.data[8*i:]))
-		if d[i] < 0 {
+		v := le64(a.data[8*i:])
+		if v > 1<<62 {
 			return nil
+		}
+		d[i] = int64(v)
+		// The product of the dimensions other than zero must be a
+		// size, so that no consumer overflows computing it.
+		if v != 0 {
+			hi, lo := bits.Mul64(n, v)
+			if hi != 0 || lo > 1<<62 {
+				return nil
+			}
+			n = lo
 		}
 	}
 	return d
