@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strconv"
+	"strings"
 
 	"github.com/safeweights/safeweights/convert"
 	"github.com/safeweights/safeweights/decode"
 	"github.com/safeweights/safeweights/encode"
 	"github.com/safeweights/safeweights/gpu"
+	"github.com/safeweights/safeweights/gpu/gpubench"
 	"github.com/safeweights/safeweights/sign"
 )
 
@@ -47,10 +50,11 @@ func init() {
 		verify, check  bool
 		jsonOut        bool
 		trusted, paths string
+		repeat         int
 	)
 	c := &command{
 		name:    "load",
-		args:    "FILE [--device N] [--verify] [--trusted KEYS] [--json]",
+		args:    "FILE [--device N] [--verify] [--check] [--path P] [--repeat R] [--trusted KEYS] [--json]",
 		summary: "load a .swt file into GPU memory and report the throughput",
 		help: `Load copies every tensor of FILE to a CUDA device, the way a program using
 the gpu package would, and prints how long it took and the throughput.
@@ -67,7 +71,8 @@ without one it fails with exit status 3.`,
 			fs.BoolVar(&check, "check", false, "copy every tensor back and compare it with the file (a test of the loader)")
 			fs.StringVar(&trusted, "trusted", "", "require a signature by one of these trusted public keys (`file or dir`)")
 			fs.StringVar(&paths, "path", "auto", "how bytes reach the device: auto, mapped, direct or buffered")
-			fs.BoolVar(&jsonOut, "json", false, "print the load statistics as JSON")
+			fs.BoolVar(&jsonOut, "json", false, "print the load statistics as JSON, one line per run")
+			fs.IntVar(&repeat, "repeat", 1, "load the file this many `times` in one process (for measurements)")
 		},
 	}
 	c.run = func(e *env, args []string) error {
@@ -92,6 +97,9 @@ without one it fails with exit status 3.`,
 		if pos[0] == "-" {
 			return usageErrorf("load: FILE must be a file").withHint("the loader maps the file; standard input cannot be mapped")
 		}
+		if repeat < 1 {
+			return usageErrorf("load: --repeat must be at least 1")
+		}
 		f, err := decode.Open(pos[0], dopts...)
 		if err != nil {
 			return err
@@ -101,36 +109,74 @@ without one it fails with exit status 3.`,
 		if verify {
 			opts = append(opts, gpu.WithVerify())
 		}
-		sp := e.newSpinner("load")
-		m, err := gpu.Load(context.Background(), f, opts...)
+		// Each run loads the whole file and frees it again, in one process,
+		// so that repeated measurements share the driver's start-up cost.
+		for run := range repeat {
+			sp := e.newSpinner("load")
+			m, err := gpu.Load(context.Background(), f, opts...)
+			sp.finish()
+			if err != nil {
+				return err
+			}
+			last := run == repeat-1
+			if check && last {
+				if err := m.Check(context.Background(), f); err != nil {
+					m.Close()
+					return err
+				}
+			}
+			sum := m.Summary(pos[0], false)
+			sum.Checked = check && last
+			m.Close()
+			if jsonOut {
+				if err := writeJSONLine(e.stdout, sum); err != nil {
+					return err
+				}
+				continue
+			}
+			fmt.Fprintf(e.stdout, "loaded %s: %d tensors, %s to device %d (%s)\n", clean(pos[0]), f.NumTensors(), humanBytes(sum.Bytes), sum.Device, clean(sum.DeviceName))
+			fmt.Fprintf(e.stdout, "path %s", sum.Path)
+			if sum.Note != "" {
+				fmt.Fprintf(e.stdout, " (%s)", clean(sum.Note))
+			}
+			fmt.Fprintf(e.stdout, "; setup %.3fs, load %.3fs, %.2f GB/s; digests checked: %v; copied back and compared: %v\n",
+				sum.SetupSeconds, sum.Seconds, sum.GBps, sum.Verified, sum.Checked)
+		}
+		return nil
+	}
+	register(c)
+}
+
+func init() {
+	var size string
+	c := &command{
+		name:    "bench-gpu-write",
+		args:    "DIR [--size 4GiB]",
+		summary: "write the synthetic model of the GPU benchmark",
+		help: `Bench-gpu-write writes DIR/bench-<size>.swt: fp16 tensors of 8192 x 8192
+(128 MiB each) with deterministic contents, the same model that
+bench/gpu/bench_gpu.py writes as .safetensors. It prints the path.`,
+		example: `  safeweights bench-gpu-write /data --size 4GiB`,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&size, "size", "4GiB", "model `size`: a whole number of GiB, such as 4GiB or 16GiB")
+		},
+	}
+	c.run = func(e *env, args []string) error {
+		pos, done, err := parseOrHelp(e, c, newFlags(c), args, 1, 1)
+		if done {
+			return err
+		}
+		n, err := strconv.ParseInt(strings.TrimSuffix(size, "GiB"), 10, 64)
+		if err != nil || n < 1 || n > 1024 {
+			return usageErrorf("bench-gpu-write: --size %q is not a whole number of GiB in [1, 1024]", size)
+		}
+		sp := e.newSpinner("write")
+		path, err := gpubench.WriteDir(pos[0], n<<30)
 		sp.finish()
 		if err != nil {
 			return err
 		}
-		defer m.Close()
-		if check {
-			if err := m.Check(context.Background(), f); err != nil {
-				return err
-			}
-		}
-		if jsonOut {
-			return writeJSON(e.stdout, struct {
-				Path       string `json:"path"`
-				Device     int    `json:"device"`
-				DeviceName string `json:"device_name"`
-				Tensors    int    `json:"tensors"`
-				gpu.Stats
-				GBps    float64 `json:"gbps"`
-				Checked bool    `json:"checked"`
-			}{pos[0], m.Device, m.DeviceName, len(m.Tensors), m.Stats, m.Stats.GBps(), check})
-		}
-		st := m.Stats
-		fmt.Fprintf(e.stdout, "loaded %s: %d tensors, %s to device %d (%s)\n", clean(pos[0]), len(m.Tensors), humanBytes(st.Bytes), m.Device, clean(m.DeviceName))
-		fmt.Fprintf(e.stdout, "path %s", st.Path)
-		if st.Note != "" {
-			fmt.Fprintf(e.stdout, " (%s)", clean(st.Note))
-		}
-		fmt.Fprintf(e.stdout, "; setup %v, load %v, %.2f GB/s; digests checked: %v\n", st.Setup.Round(1e3), st.Load.Round(1e3), st.GBps(), st.Verified)
+		fmt.Fprintln(e.stdout, path)
 		return nil
 	}
 	register(c)

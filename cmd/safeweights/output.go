@@ -54,6 +54,13 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// writeJSONLine writes v as one line of JSON, for output read line by line.
+func writeJSONLine(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
 // bar is a progress bar on stderr, drawn only when stderr is a terminal.
 // A nil *bar does nothing, so callers need not check.
 type bar struct {
