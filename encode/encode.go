@@ -194,6 +194,12 @@ func Create(path string, opts ...Option) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
+	// CreateTemp makes the file private; the result is an ordinary file.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("encode: %w", err)
+	}
 	w := &Writer{cfg: cfg, f: f, path: path, names: map[string]struct{}{}}
 	dataOff, _ := format.AlignUp(format.PreambleSize, cfg.alignment)
 	// The preamble is written last; reserve it and the padding now.
