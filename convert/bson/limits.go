@@ -21,11 +21,17 @@ type Limits struct {
 	MaxTensors int
 	// MaxDims bounds the number of dimensions of an array (default 32).
 	MaxDims int
+	// MaxAliases bounds the paths recorded for arrays reached by more than
+	// one path (default 1<<20): aliases written, and the paths remembered
+	// for replay when a shared entry is reached again. Backrefs can form a
+	// DAG with exponentially many paths; this keeps the output, and the
+	// work of a read, in proportion to the input.
+	MaxAliases int
 }
 
 // DefaultLimits returns the limits used for zero fields.
 func DefaultLimits() Limits {
-	return Limits{MaxDepth: 512, MaxValues: 1 << 22, MaxTensors: 1 << 20, MaxDims: 32}
+	return Limits{MaxDepth: 512, MaxValues: 1 << 22, MaxTensors: 1 << 20, MaxDims: 32, MaxAliases: 1 << 20}
 }
 
 func (l Limits) withDefaults() (Limits, error) {
@@ -34,7 +40,7 @@ func (l Limits) withDefaults() (Limits, error) {
 		v   *int
 		def int
 		n   string
-	}{{&l.MaxDepth, d.MaxDepth, "MaxDepth"}, {&l.MaxValues, d.MaxValues, "MaxValues"}, {&l.MaxTensors, d.MaxTensors, "MaxTensors"}, {&l.MaxDims, d.MaxDims, "MaxDims"}} {
+	}{{&l.MaxDepth, d.MaxDepth, "MaxDepth"}, {&l.MaxValues, d.MaxValues, "MaxValues"}, {&l.MaxTensors, d.MaxTensors, "MaxTensors"}, {&l.MaxDims, d.MaxDims, "MaxDims"}, {&l.MaxAliases, d.MaxAliases, "MaxAliases"}} {
 		if *f.v < 0 {
 			return l, fmt.Errorf("bson: negative limit %s", f.n)
 		}

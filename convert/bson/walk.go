@@ -59,7 +59,17 @@ type walker struct {
 	hasBR   bool
 	brBuilt bool
 	brIdx   []brEntry
-	brState []uint8 // 0 unvisited, 1 on the walk's stack, 2 visited
+	brState []uint8 // brOnStack, and bit 1<<mode once walked in that mode
+
+	// An entry is walked once per mode; reached again, it replays the
+	// tensors found below it as aliases of the new path (rule R3), so the
+	// work is linear in the file even when backrefs form a DAG.
+	memo    map[int]*visit // k*4+mode -> what walking entry k found
+	frames  []*visit       // entries being walked, innermost last
+	aliases int            // tensor paths recorded or replayed, bounded by MaxAliases
+	work    int            // values visited plus paths replayed (tests check it is linear)
+	tnames  map[int][]string
+	peeked  map[int]bool
 
 	types     map[int]*typeInfo
 	arrTensor map[int]int    // offset of an array's document -> tensor index
@@ -71,10 +81,34 @@ type walker struct {
 	firstGPU  error
 }
 
+const brOnStack = 0x80
+
+// visit is what walking one _backrefs entry in one mode found: its node
+// without children and the tensors below it by the path parts under the
+// entry's own path.
+type visit struct {
+	base int // number of path parts of the entry's first path
+	node *convert.Node
+	refs []tref
+}
+
+type tref struct {
+	suffix []string
+	idx    int
+}
+
 // Read extracts the model in a BSON.jl file. data is the whole file,
 // typically mapped read-only; the returned tensors' Data alias it, so it
 // must stay mapped while the model is used.
 func Read(data []byte, opts Options) (*convert.Model, error) {
+	w, err := newWalker(data, opts)
+	if err != nil {
+		return nil, err
+	}
+	return w.run()
+}
+
+func newWalker(data []byte, opts Options) (*walker, error) {
 	lim, err := opts.Limits.withDefaults()
 	if err != nil {
 		return nil, err
@@ -93,7 +127,15 @@ func Read(data []byte, opts Options) (*convert.Model, error) {
 		types:     map[int]*typeInfo{},
 		arrTensor: map[int]int{},
 		names:     map[string]int{},
+		memo:      map[int]*visit{},
+		tnames:    map[int][]string{},
+		peeked:    map[int]bool{},
 	}
+	return w, nil
+}
+
+func (w *walker) run() (*convert.Model, error) {
+	data := w.data
 	if len(data) < 5 {
 		return nil, w.errAt(0, convert.ErrMalformed, "file of %d bytes is no BSON document", len(data))
 	}
@@ -111,7 +153,7 @@ func Read(data []byte, opts Options) (*convert.Model, error) {
 	}
 	var roots []root
 	seen := map[string]bool{}
-	err = w.each(top, func(key []byte, e val) error {
+	err := w.each(top, func(key []byte, e val) error {
 		k := string(key)
 		if seen[k] {
 			return w.errAt(e.off, convert.ErrMalformed, "duplicate top-level key %q", k)
@@ -228,6 +270,7 @@ func (w *walker) backref(td tdoc) (int, val, error) {
 // value walks one value and returns its structure node.
 func (w *walker) value(v val, parts []string, c ctx) (*convert.Node, error) {
 	w.values++
+	w.work++
 	if w.values > w.lim.MaxValues {
 		return nil, w.errAt(v.off, convert.ErrLimit, "more than %d values", w.lim.MaxValues)
 	}
@@ -356,7 +399,10 @@ func (w *walker) tagged(v val, td tdoc, parts []string, c ctx) (*convert.Node, e
 }
 
 // follow walks the _backrefs entry a backref names. An array reached again
-// is not written again: the path becomes one of its aliases (rule N8).
+// is not written again: the path becomes one of its aliases (rule N8). Any
+// other entry is walked once per mode (model, optimiser state, gradient);
+// reached again in that mode, the tensors found below it become aliases
+// under the new path and its node keeps only its kind and type (rule R3).
 func (w *walker) follow(v val, td tdoc, parts []string, c ctx) (*convert.Node, error) {
 	k, target, err := w.backref(td)
 	if err != nil {
@@ -365,19 +411,67 @@ func (w *walker) follow(v val, td tdoc, parts []string, c ctx) (*convert.Node, e
 	if idx, ok := w.arrTensor[target.off]; ok {
 		return w.alias(idx, parts, c, target.off)
 	}
-	switch w.brState[k-1] {
-	case 1:
+	st := w.brState[k-1]
+	if st&brOnStack != 0 {
 		return nil, w.errAt(v.off, convert.ErrMalformed, "backref cycle through entry %d", k)
-	case 2:
+	}
+	mk := k*4 + int(c.mode)
+	if st&(1<<c.mode) != 0 {
+		vis := w.memo[mk]
+		for _, r := range vis.refs {
+			w.work++
+			if _, err := w.alias(r.idx, append(parts[:len(parts):len(parts)], r.suffix...), c, target.off); err != nil {
+				return nil, err
+			}
+		}
+		n := *vis.node
+		return &n, nil
+	}
+	if st != 0 {
+		// Walked before in another mode: its drops are reported already.
 		w.quiet++
 		defer func() { w.quiet-- }()
 	}
-	w.brState[k-1] = 1
+	vis := &visit{base: len(parts)}
+	w.brState[k-1] = st | brOnStack
+	w.frames = append(w.frames, vis)
 	w.push(seg{br: k})
 	n, err := w.value(target, parts, c)
 	w.pop()
-	w.brState[k-1] = 2
-	return n, err
+	w.frames = w.frames[:len(w.frames)-1]
+	w.brState[k-1] = st | 1<<c.mode
+	if err != nil {
+		return nil, err
+	}
+	shallow := *n
+	shallow.Fields, shallow.Items = nil, nil
+	vis.node = &shallow
+	w.memo[mk] = vis
+	return n, nil
+}
+
+// record notes, in every entry being walked, that the tensor idx is reached
+// at parts, for replay when the entry is reached again. Each record counts
+// towards MaxAliases: they bound the aliases a DAG of backrefs can produce.
+func (w *walker) record(parts []string, c ctx, idx, off int) error {
+	if c.mode == modeGradient || (c.mode == modeOptimizer && !c.prefix) {
+		return nil
+	}
+	for _, f := range w.frames {
+		if err := w.countAlias(off); err != nil {
+			return err
+		}
+		f.refs = append(f.refs, tref{suffix: parts[f.base:], idx: idx})
+	}
+	return nil
+}
+
+func (w *walker) countAlias(off int) error {
+	w.aliases++
+	if w.aliases > w.lim.MaxAliases {
+		return w.errAt(off, convert.ErrLimit, "more than %d paths to shared arrays", w.lim.MaxAliases)
+	}
+	return nil
 }
 
 // tensorName applies rule N9's prefix.
@@ -395,15 +489,18 @@ func (w *walker) alias(idx int, parts []string, c ctx, off int) (*convert.Node, 
 		return n, nil
 	}
 	name := tensorName(parts, c)
-	if name == t.Name || slices.Contains(t.Aliases, name) {
+	if other, ok := w.names[name]; ok {
+		if other != idx {
+			return nil, w.errAt(off, convert.ErrNameClash, "%q names two arrays", name)
+		}
 		return n, nil
 	}
-	if other, ok := w.names[name]; ok && other != idx {
-		return nil, w.errAt(off, convert.ErrNameClash, "%q names two arrays", name)
+	if err := w.countAlias(off); err != nil {
+		return nil, err
 	}
 	w.names[name] = idx
 	t.Aliases = append(t.Aliases, name)
-	return n, nil
+	return n, w.record(parts, c, idx, off)
 }
 
 // leaf is a plain-bits array: written as a tensor, or dropped by the keep
@@ -440,7 +537,7 @@ func (w *walker) leaf(off int, parts []string, c ctx, dt format.DType, typ strin
 	w.names[name] = idx
 	w.arrTensor[off] = idx
 	n.Tensor = name
-	return n, nil
+	return n, w.record(parts, c, idx, off)
 }
 
 // array decodes an array document: element type, Julia size, and either
@@ -751,8 +848,13 @@ func (w *walker) tupleNames(ti *typeInfo, n int) ([]string, bool) {
 	if err != nil || !isDoc(d) {
 		return nil, false
 	}
+	// Memoized: many NamedTuples may share one tuple of names.
+	if names, ok := w.tnames[d.off]; ok {
+		return names, names != nil && len(names) == n
+	}
 	td, tagged, err := w.parseTagged(d)
 	if err != nil || !tagged || td.tag != tagTuple {
+		w.tnames[d.off] = nil
 		return nil, false
 	}
 	var names []string
@@ -764,7 +866,11 @@ func (w *walker) tupleNames(ti *typeInfo, n int) ([]string, bool) {
 		names = append(names, s)
 		return nil
 	})
-	if err != nil || len(names) != n {
+	if err != nil {
+		names = nil
+	}
+	w.tnames[d.off] = names
+	if names == nil || len(names) != n {
 		return nil, false
 	}
 	return names, true
@@ -774,9 +880,10 @@ func (w *walker) tupleNames(ti *typeInfo, n int) ([]string, bool) {
 // (its first field) without walking the code it holds.
 func (w *walker) peekVersion(v val) {
 	d, _, err := w.deref(v)
-	if err != nil || !isDoc(d) {
+	if err != nil || !isDoc(d) || w.peeked[d.off] {
 		return
 	}
+	w.peeked[d.off] = true
 	td, tagged, err := w.parseTagged(d)
 	if err != nil || !tagged || td.tag != tagStruct || td.f[kData].t != mbson.TypeArray {
 		return
