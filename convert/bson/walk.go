@@ -723,7 +723,7 @@ func (w *walker) fields(td tdoc, ti *typeInfo, parts []string, c ctx) (*convert.
 	switch {
 	case (name == "Tracker.TrackedArray" || name == "Flux.Tracker.TrackedArray") && len(elems) == 3:
 		return w.tracked(elems, parts, c)
-	case dictTypes[name] && len(elems) == 2 && elems[0].t == mbson.TypeArray && elems[1].t == mbson.TypeArray:
+	case dictTypes[name] && len(elems) == 2 && w.isSeq(elems[0]) && w.isSeq(elems[1]):
 		return w.dict(name, elems, parts, c)
 	}
 	names, ok := convert.FieldNamesParams(name, len(elems), ti.nparams)
@@ -774,39 +774,180 @@ func (w *walker) tracked(elems []val, parts []string, c ctx) (*convert.Node, err
 	return n, err
 }
 
-// dict walks a Dict or IdDict, which BSON.jl stores as [keys, values].
-// A string or symbol key names its value; any other entry i is named
-// "entry<i>" and its key "key<i>" (rule N5).
+// isSeq reports whether v can be a Dict's key or value sequence as BSON.jl
+// writes it, inline: a BSON list (Vector{Any}) or an array document
+// (Vector{K} for a concrete K).
+func (w *walker) isSeq(v val) bool {
+	if v.t == mbson.TypeArray {
+		return true
+	}
+	if !isDoc(v) {
+		return false
+	}
+	td, tagged, err := w.parseTagged(v)
+	return err == nil && tagged && td.tag == tagArray
+}
+
+// seq is a Dict's keys or values: list elements, or the packed elements of
+// a plain-bits array, or n values of a zero-size type.
+type seq struct {
+	elems []val  // a list, or an array document with list data
+	list  bool   // elems is used
+	n     int    // number of elements
+	raw   []byte // packed elements
+	dt    format.DType
+	known bool   // dt is the element type of raw
+	etype string // element type name of an array document
+	off   int
+}
+
+// seqOf reads a Dict's key or value sequence (isSeq already holds).
+func (w *walker) seqOf(v val) (seq, error) {
+	s := seq{off: v.off}
+	if v.t == mbson.TypeArray {
+		s.list = true
+		err := w.eachList(v, func(_ int, e val) error { s.elems = append(s.elems, e); return nil })
+		s.n = len(s.elems)
+		return s, err
+	}
+	td, tagged, err := w.parseTagged(v)
+	if err != nil {
+		return s, err
+	}
+	if !tagged || td.tag != tagArray {
+		return s, w.errAt(v.off, convert.ErrMalformed, "dict keys or values are not an array")
+	}
+	w.push(seg{key: "type"})
+	et, err := w.resolveType(td.f[kType])
+	w.pop()
+	if err != nil {
+		return s, err
+	}
+	s.etype = et.name
+	w.push(seg{key: "size"})
+	defer w.pop()
+	dims, err := w.dims(td.f[kSize])
+	if err != nil {
+		return s, err
+	}
+	numel, err := w.numel(dims, td.f[kSize].off)
+	if err != nil {
+		return s, err
+	}
+	data := td.f[kData]
+	switch data.t {
+	case mbson.TypeArray:
+		s.list = true
+		err := w.eachList(data, func(_ int, e val) error { s.elems = append(s.elems, e); return nil })
+		if err == nil && uint64(len(s.elems)) != numel {
+			err = w.errAt(data.off, convert.ErrMalformed, "%d elements for size %v", len(s.elems), dims)
+		}
+		s.n = len(s.elems)
+		return s, err
+	case mbson.TypeBinary:
+		b, ok := asBinary(data)
+		if !ok {
+			return s, w.errAt(data.off, convert.ErrMalformed, "binary of subtype other than 0")
+		}
+		dt, known, err := w.dtypeOf(et)
+		if err != nil {
+			return s, err
+		}
+		switch {
+		case known:
+			hi, lo := bitsMul(numel, uint64(dt.Size()))
+			if hi != 0 || lo != uint64(len(b)) {
+				return s, w.errAt(data.off, convert.ErrMalformed, "array data of %d bytes for size %v of %s", len(b), dims, et.name)
+			}
+			s.raw, s.dt, s.known = b, dt, true
+		case zeroSize[et.name]:
+			if len(b) != 0 {
+				return s, w.errAt(data.off, convert.ErrMalformed, "%d bytes of data for an array of %s", len(b), et.name)
+			}
+			// Elements of a zero-size type cost no bytes; bound them by
+			// the file so that the work stays in proportion (rule C3).
+			if numel > uint64(len(w.data)) {
+				return s, w.errAt(data.off, convert.ErrLimit, "%d elements of %s in a %d-byte file", numel, et.name, len(w.data))
+			}
+		default:
+			// Elements of unknown size: numel cannot exceed the bytes.
+			if numel > uint64(len(b)) && len(b) > 0 || numel > uint64(len(w.data)) {
+				return s, w.errAt(data.off, convert.ErrMalformed, "%d elements of %s in %d bytes", numel, et.name, len(b))
+			}
+			s.raw = b
+		}
+		s.n = int(numel)
+		return s, nil
+	}
+	return s, w.errAt(data.off, convert.ErrMalformed, "array data is a %s", data.t)
+}
+
+// elem walks element i of a sequence; phys is the document path of the
+// sequence for error locations.
+func (w *walker) elem(s seq, i int, parts []string, c ctx) (*convert.Node, error) {
+	if s.list {
+		w.push(seg{idx: i})
+		defer w.pop()
+		return w.value(s.elems[i], parts, c)
+	}
+	w.values++
+	w.work++
+	if w.values > w.lim.MaxValues {
+		return nil, w.errAt(s.off, convert.ErrLimit, "more than %d values", w.lim.MaxValues)
+	}
+	switch {
+	case s.known:
+		sz := s.dt.Size()
+		return &convert.Node{Kind: "scalar", Type: s.etype, DType: s.dt.String(), Value: scalarText(s.dt, s.raw[i*sz:(i+1)*sz])}, nil
+	case zeroSize[s.etype]:
+		return &convert.Node{Kind: "nothing", Type: s.etype}, nil
+	}
+	// Reported once for the whole sequence by dict.
+	return &convert.Node{Kind: "dropped", Type: s.etype, Dropped: convert.DropUnsupportedType}, nil
+}
+
+// dict walks a Dict or IdDict, which BSON.jl stores as [keys, values],
+// each a list or an array. A string or symbol key names its value; any
+// other entry i is named "entry<i>" and its key "key<i>" (rule N5).
 func (w *walker) dict(typ string, elems []val, parts []string, c ctx) (*convert.Node, error) {
-	var keys, vals []val
 	w.push(seg{idx: 0})
-	err := w.eachList(elems[0], func(_ int, e val) error { keys = append(keys, e); return nil })
+	keys, err := w.seqOf(elems[0])
 	w.pop()
 	if err != nil {
 		return nil, err
 	}
 	w.push(seg{idx: 1})
-	err = w.eachList(elems[1], func(_ int, e val) error { vals = append(vals, e); return nil })
+	vals, err := w.seqOf(elems[1])
 	w.pop()
 	if err != nil {
 		return nil, err
 	}
-	if len(keys) != len(vals) {
-		return nil, w.errAt(elems[1].off, convert.ErrMalformed, "dict with %d keys and %d values", len(keys), len(vals))
+	if keys.n != vals.n {
+		return nil, w.errAt(elems[1].off, convert.ErrMalformed, "dict with %d keys and %d values", keys.n, vals.n)
 	}
-	n := &convert.Node{Kind: "dict", Type: typ}
-	for i := range keys {
+	for _, s := range []seq{keys, vals} {
+		if !s.list && !s.known && !zeroSize[s.etype] && s.n > 0 {
+			what := "keys"
+			if s.off == vals.off {
+				what = "values"
+			}
+			w.drop(parts, convert.DropUnsupportedType, what+" of type "+s.etype)
+		}
+	}
+	n := &convert.Node{Kind: "dict", Type: typ, Items: make([]*convert.Node, 0, min(keys.n, 1024))}
+	for i := range keys.n {
 		var kn *convert.Node
 		part := ""
-		if s, ok := asString(keys[i]); ok {
-			kn, part = &convert.Node{Kind: "string", Value: s}, s
-		} else if s, ok := w.symbolName(keys[i]); ok {
-			kn, part = &convert.Node{Kind: "symbol", Value: s}, s
-		} else {
+		if keys.list {
+			if s, ok := asString(keys.elems[i]); ok {
+				kn, part = &convert.Node{Kind: "string", Value: s}, s
+			} else if s, ok := w.symbolName(keys.elems[i]); ok {
+				kn, part = &convert.Node{Kind: "symbol", Value: s}, s
+			}
+		}
+		if kn == nil {
 			w.push(seg{idx: 0})
-			w.push(seg{idx: i})
-			kn, err = w.value(keys[i], child(parts, "key"+strconv.Itoa(i+1)), c)
-			w.pop()
+			kn, err = w.elem(keys, i, child(parts, "key"+strconv.Itoa(i+1)), c)
 			w.pop()
 			if err != nil {
 				return nil, err
@@ -814,9 +955,7 @@ func (w *walker) dict(typ string, elems []val, parts []string, c ctx) (*convert.
 			part = "entry" + strconv.Itoa(i+1)
 		}
 		w.push(seg{idx: 1})
-		w.push(seg{idx: i})
-		vn, err := w.value(vals[i], child(parts, part), c)
-		w.pop()
+		vn, err := w.elem(vals, i, child(parts, part), c)
 		w.pop()
 		if err != nil {
 			return nil, err
