@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -46,6 +48,7 @@ type manifest struct {
 		SHA256    string   `json:"sha256"`
 		Aliases   []string `json:"aliases"`
 	} `json:"tensors"`
+	JuliaTree map[string]any `json:"julia_tree"`
 }
 
 var eltypes = map[string]string{
@@ -54,9 +57,67 @@ var eltypes = map[string]string{
 	"UInt8": "U8", "Bool": "BOOL", "ComplexF32": "C64", "ComplexF64": "C128",
 }
 
-// nameKey compares names by their parts (the manifest spells parts
-// unescaped, joined with ".").
-func nameKey(s string) string { return s }
+// manifestName maps a manifest tensor name to the converter's name.
+//
+// The two differ only at dictionaries. JLD2 writes a Dict (and an IdDict,
+// such as the one inside Zygote's Params) as a vector of Pairs, and the
+// manifest tool names what it holds by that stored form: pair i, then
+// "first" for the key or "second" for the value (SAD.1.second.R,
+// params.dict.3.first). The converter follows CONVERSION.md N5, as the
+// BSON converter does, so that a model gets the same names from either
+// format: the value of pair i is entry<i> and its key key<i>
+// (SAD.entry1.R, params.dict.key3); a string or symbol key would name the
+// value by its text instead. The manifest's julia_tree tells which nodes
+// are vectors of pairs and what their keys are.
+func manifestName(tree map[string]any, name string) string {
+	parts := strings.Split(name, ".")
+	node, _ := tree[parts[0]].(map[string]any)
+	out := []string{parts[0]}
+	for i := 1; i < len(parts); {
+		elems, _ := node["elements"].([]any)
+		if isPairVector(elems) && i+1 < len(parts) && (parts[i+1] == "first" || parts[i+1] == "second") {
+			idx, err := strconv.Atoi(parts[i])
+			if err != nil || idx < 1 || idx > len(elems) {
+				return name
+			}
+			fields, _ := elems[idx-1].(map[string]any)["fields"].(map[string]any)
+			key, _ := fields["first"].(map[string]any)
+			if parts[i+1] == "first" {
+				out = append(out, "key"+parts[i])
+				node = key
+			} else {
+				if k := key["kind"]; k == "string" || k == "symbol" {
+					out = append(out, fmt.Sprint(key["value"]))
+				} else {
+					out = append(out, "entry"+parts[i])
+				}
+				node, _ = fields["second"].(map[string]any)
+			}
+			i += 2
+			continue
+		}
+		var next map[string]any
+		if fields, ok := node["fields"].(map[string]any); ok {
+			next, _ = fields[parts[i]].(map[string]any)
+		} else if idx, err := strconv.Atoi(parts[i]); err == nil && idx >= 1 && idx <= len(elems) {
+			next, _ = elems[idx-1].(map[string]any)
+		}
+		out = append(out, parts[i])
+		node = next
+		i++
+	}
+	return strings.Join(out, ".")
+}
+
+func isPairVector(elems []any) bool {
+	for _, e := range elems {
+		m, _ := e.(map[string]any)
+		if t, _ := m["julia_type"].(string); !strings.HasPrefix(t, "Core.Pair") {
+			return false
+		}
+	}
+	return len(elems) > 0
+}
 
 // TestFixtures reads every JLD2 fixture: every manifest tensor must come
 // out once with its dtype, row-major shape and SHA-256. The manifests list
@@ -108,7 +169,7 @@ func TestFixtures(t *testing.T) {
 				t.Errorf("%d tensors, manifest has %d: %v", len(m.Tensors), len(man.Tensors), names)
 			}
 			for _, want := range man.Tensors {
-				tt := got[nameKey(want.Name)]
+				tt := got[manifestName(man.JuliaTree, want.Name)]
 				if tt == nil {
 					t.Errorf("missing %s", want.Name)
 					continue
@@ -125,7 +186,10 @@ func TestFixtures(t *testing.T) {
 				}
 				if len(want.Aliases) > 0 {
 					a := slices.Clone(tt.Aliases)
-					w := slices.Clone(want.Aliases)
+					var w []string
+					for _, a := range want.Aliases {
+						w = append(w, manifestName(man.JuliaTree, a))
+					}
 					slices.Sort(a)
 					slices.Sort(w)
 					if !slices.Equal(a, w) {

@@ -25,6 +25,9 @@ type walker struct {
 	nodes  int
 	alias  int
 	inOpt  bool
+	// dictNext is the Dict type of the reference being followed, which
+	// names the vector of pairs it refers to.
+	dictNext string
 }
 
 type visit struct {
@@ -206,6 +209,8 @@ func (w *walker) object(path []string, addr uint64, depth int) (*convert.Node, e
 }
 
 func (w *walker) objectOnce(path []string, addr uint64, depth int) (*convert.Node, error) {
+	dictType := w.dictNext
+	w.dictNext = ""
 	in, err := w.f.info(addr)
 	if err != nil {
 		return nil, err
@@ -241,6 +246,11 @@ func (w *walker) objectOnce(path []string, addr uint64, depth int) (*convert.Nod
 		case "dimensions":
 			dims = juliaDims(a)
 		}
+	}
+	if dictType != "" && in.space.kind == spaceSimple {
+		// The vector's own julia_type is its written type, an array of
+		// pairs; the reference said it is a Dict.
+		name = dictType
 	}
 	if n, stop, err := w.checkType(path, name, depth, func(p []string) (*convert.Node, error) {
 		return w.dataset(p, in, ti, name, dims, depth)
@@ -319,12 +329,16 @@ func (w *walker) dataset(path []string, in *info, ti *typeInfo, name string, dim
 	if err != nil {
 		return nil, err
 	}
+	if in.space.n > uint64(w.f.lim.MaxNodes) {
+		return nil, &Error{Offset: in.off, Path: joinName(path), Reason: "array with more elements than the node limit", Err: convert.ErrLimit}
+	}
+	if _, _, ok := pairMembers(dt); (ok || dt.isObjectRef()) && isDict(baseName(name)) {
+		return w.dict(path, in, b, ti, baseName(name), depth)
+	}
+
 	n, err := w.node(path, &convert.Node{Kind: "vector", Type: baseName(name)})
 	if err != nil {
 		return nil, err
-	}
-	if in.space.n > uint64(w.f.lim.MaxNodes) {
-		return nil, &Error{Offset: in.off, Path: joinName(path), Reason: "array with more elements than the node limit", Err: convert.ErrLimit}
 	}
 	for i := uint64(0); i < in.space.n; i++ {
 		p := append(slices.Clip(path), strconv.FormatUint(i+1, 10))
@@ -335,6 +349,168 @@ func (w *walker) dataset(path []string, in *info, ti *typeInfo, name string, dim
 		n.Items = append(n.Items, c)
 	}
 	return n, nil
+}
+
+// isDict reports the dictionary types JLD2 writes as a vector of pairs.
+func isDict(base string) bool {
+	switch base {
+	case "Base.Dict", "Dict", "Base.IdDict", "IdDict":
+		return true
+	}
+	return false
+}
+
+// pairMembers returns the members first and second of a Pair compound;
+// second is -1 when the value has no data (an IdSet's pairs hold nothing).
+func pairMembers(dt *dtype) (first, second int, ok bool) {
+	if dt.class != classCompound || len(dt.members) < 1 || len(dt.members) > 2 {
+		return 0, 0, false
+	}
+	first = slices.IndexFunc(dt.members, func(m member) bool { return m.name == "first" })
+	second = slices.IndexFunc(dt.members, func(m member) bool { return m.name == "second" })
+	return first, second, first >= 0 && (second >= 0 || len(dt.members) == 1)
+}
+
+// dict walks a Dict that JLD2 wrote as a vector of pairs, stored in place
+// or as references to scalar pairs (rule J9), by CONVERSION.md N5: a
+// string or symbol key names its value; otherwise pair i names its value
+// entry<i> and its key key<i>. Each item of the dict node is a tuple of the
+// key and the value, as in the BSON converter.
+func (w *walker) dict(path []string, in *info, b []byte, ti *typeInfo, base string, depth int) (*convert.Node, error) {
+	n, err := w.node(path, &convert.Node{Kind: "dict", Type: base})
+	if err != nil {
+		return nil, err
+	}
+	es := uint64(in.dt.size)
+	for i := uint64(0); i < in.space.n; i++ {
+		idx := strconv.FormatUint(i+1, 10)
+		dt, e, pti := in.dt, b[i*es:(i+1)*es], ti
+		if dt.isObjectRef() {
+			if dt, e, pti, err = w.scalarAt(le64(e)); err != nil {
+				return nil, err
+			}
+		}
+		first, second, ok := -1, -1, false
+		if dt != nil {
+			first, second, ok = pairMembers(dt)
+		}
+		if !ok {
+			// Not a pair: named like the value of a non-string key.
+			c, err := w.value(append(slices.Clip(path), "entry"+idx), in.dt, b[i*es:(i+1)*es], ti, "", depth+1)
+			if err != nil {
+				return nil, err
+			}
+			n.Items = append(n.Items, c)
+			continue
+		}
+		kt := w.memberType(pti, dt, first)
+		km := dt.members[first]
+		kb := e[km.offset : km.offset+km.typ.size]
+		var key *convert.Node
+		part := ""
+		s, kind, err := w.keyText(km.typ, kb, kt)
+		if err != nil {
+			return nil, err
+		}
+		if kind != "" {
+			part = s
+			if key, err = w.node(path, &convert.Node{Kind: kind, Value: s}); err != nil {
+				return nil, err
+			}
+		} else {
+			if key, err = w.value(append(slices.Clip(path), "key"+idx), km.typ, kb, kt, "", depth+1); err != nil {
+				return nil, err
+			}
+			part = "entry" + idx
+		}
+		var val *convert.Node
+		if second >= 0 {
+			vm := dt.members[second]
+			val, err = w.value(append(slices.Clip(path), part), vm.typ, e[vm.offset:vm.offset+vm.typ.size], w.memberType(pti, dt, second), "", depth+1)
+		} else {
+			val, err = w.node(path, &convert.Node{Kind: "nothing"})
+		}
+		if err != nil {
+			return nil, err
+		}
+		item, err := w.node(path, &convert.Node{Kind: "tuple", Items: []*convert.Node{key, val}})
+		if err != nil {
+			return nil, err
+		}
+		n.Items = append(n.Items, item)
+	}
+	return n, nil
+}
+
+// scalarAt returns the datatype, bytes and committed type information of
+// the scalar dataset at addr; dt is nil for anything else.
+func (w *walker) scalarAt(addr uint64) (*dtype, []byte, *typeInfo, error) {
+	if addr == 0 || addr == undefAddr {
+		return nil, nil, nil, nil
+	}
+	in, err := w.f.info(addr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if in.kind != kindDataset || in.space.kind != spaceScalar {
+		return nil, nil, nil, nil
+	}
+	b, _, err := w.f.datasetBytes(in)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var ti *typeInfo
+	if in.dt.committed != undefAddr {
+		if ti, err = w.f.typeInfo(in.dt.committed); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return in.dt, b, ti, nil
+}
+
+// memberType returns the committed type information of member i of a
+// compound whose type information is ti (JLD2's field_datatypes), if any.
+func (w *walker) memberType(ti *typeInfo, dt *dtype, i int) *typeInfo {
+	if ti == nil || len(ti.fieldTypes) != len(dt.members) || ti.fieldTypes[i] == 0 || ti.fieldTypes[i] == undefAddr {
+		return nil
+	}
+	mti, err := w.f.typeInfo(ti.fieldTypes[i])
+	if err != nil {
+		return nil
+	}
+	return mti
+}
+
+// keyText returns the text of a dictionary key that is a string or a
+// symbol, stored in place or in a scalar dataset it refers to; kind is
+// "string" or "symbol", or empty for any other key.
+func (w *walker) keyText(dt *dtype, b []byte, ti *typeInfo) (string, string, error) {
+	name := ""
+	if ti != nil {
+		name = ti.name
+	}
+	if dt.isObjectRef() {
+		var err error
+		if dt, b, ti, err = w.scalarAt(le64(b)); err != nil || dt == nil {
+			return "", "", err
+		}
+		name = ""
+		if ti != nil {
+			name = ti.name
+		}
+	}
+	kind := "string"
+	if base := baseName(name); base == "Core.Symbol" || base == "Symbol" {
+		kind = "symbol"
+	}
+	switch {
+	case dt.isVlenString() && dt.size == 16:
+		s, err := w.f.vlenText(b)
+		return s, kind, err
+	case dt.class == classString:
+		return strings.TrimRight(w.f.text(b[:dt.size]), "\x00 "), kind, nil
+	}
+	return "", "", nil
 }
 
 // ghost is a value without data: a singleton such as nothing, a function
@@ -456,11 +632,13 @@ func (w *walker) valueOf(path []string, dt *dtype, b []byte, ti *typeInfo, name 
 			w.drop(path, convert.DropUnsupportedType, "region reference")
 			return w.node(path, &convert.Node{Kind: "dropped", Dropped: convert.DropUnsupportedType})
 		}
-		c, err := w.object(path, le64(b), depth+1)
-		if err == nil && strings.HasSuffix(base, "Dict") && c.Kind == "vector" {
-			// A Dict is written as a vector of pairs (rule J9).
-			c = &convert.Node{Kind: "dict", Type: base, Items: c.Items}
+		if isDict(base) {
+			// JLD2 writes a Dict as a reference, typed Dict, to a
+			// vector of pairs (rule J9).
+			w.dictNext = base
 		}
+		c, err := w.object(path, le64(b), depth+1)
+		w.dictNext = ""
 		return c, err
 	case classCompound:
 		return w.compound(path, dt, b, ti, base, depth)
@@ -562,7 +740,7 @@ func (w *walker) compound(path []string, dt *dtype, b []byte, ti *typeInfo, base
 				return nil, err
 			}
 		}
-		return w.value(append(slices.Clip(path), m.name), m.typ, b[m.offset:m.offset+m.typ.size], mti, "", depth+1)
+		return w.value(append(slices.Clip(path), fieldName(base, m.name)), m.typ, b[m.offset:m.offset+m.typ.size], mti, "", depth+1)
 	}
 	add := func(name string, c *convert.Node) {
 		if kind == "tuple" {
@@ -582,7 +760,7 @@ func (w *walker) compound(path []string, dt *dtype, b []byte, ti *typeInfo, base
 			if err != nil {
 				return nil, err
 			}
-			add(m.name, c)
+			add(fieldName(base, m.name), c)
 		}
 		return n, nil
 	}
@@ -598,15 +776,30 @@ func (w *walker) compound(path []string, dt *dtype, b []byte, ti *typeInfo, base
 				tn, err = w.f.typeNameOf(&dtype{class: classRef, size: 8, version: 1}, binary.LittleEndian.AppendUint64(nil, ti.fieldJT[j]), 0)
 			}
 			if err == nil {
-				c, err = w.ghost(append(slices.Clip(path), fname), tn)
+				c, err = w.ghost(append(slices.Clip(path), fieldName(base, fname)), tn)
 			}
 		}
 		if err != nil {
 			return nil, err
 		}
-		add(fname, c)
+		add(fieldName(base, fname), c)
 	}
 	return n, nil
+}
+
+// fieldName applies CONVERSION.md N3a: fields Flux renamed are named by
+// their current names, so that a model gets the same names whichever Flux
+// version saved it.
+func fieldName(typ, field string) string {
+	if typ == "Flux.Dense" {
+		switch field {
+		case "W":
+			return "weight"
+		case "b":
+			return "bias"
+		}
+	}
+	return field
 }
 
 func describe(dt *dtype, name string) string {
