@@ -219,10 +219,21 @@ func KnownType(typeName string) bool {
 }
 
 // IsOptimiser reports whether typeName is an optimiser of Flux.Optimise or
-// Optimisers.jl, whose contents are optimiser state (rule N9).
+// Optimisers.jl, whose contents are optimiser state (rule N9). Types of
+// those modules that hold a model rather than optimiser state are not:
+// Optimisers.Restructure (what destructure returns) holds the model whose
+// parameters it rebuilds.
 func IsOptimiser(typeName string) bool {
 	n := TypeName(typeName)
+	if notOptimiser[n] {
+		return false
+	}
 	return optimiserTypes[n] || strings.HasPrefix(n, "Flux.Optimise.") || strings.HasPrefix(n, "Optimisers.")
+}
+
+// notOptimiser are the types of the optimiser modules that hold a model.
+var notOptimiser = map[string]bool{
+	"Optimisers.Restructure": true,
 }
 
 // EscapePart escapes one part of a tensor name (rule N6): "%" becomes "%25"

@@ -41,8 +41,17 @@ func TestFieldNames(t *testing.T) {
 	if _, ok := FieldNames("Main.MyLayer", 2); ok {
 		t.Error("an unknown type has no field names")
 	}
-	if !IsOptimiser("Flux.Optimise.ADAM") || IsOptimiser("Flux.Dense") {
-		t.Error("IsOptimiser")
+	for typ, want := range map[string]bool{
+		"Flux.Optimise.ADAM":                      true,
+		"Optimisers.Leaf{Optimisers.Adam, Any}":   true,
+		"Main.Optimisers.Adam":                    true,
+		"Flux.Dense":                              false,
+		"Optimisers.Restructure":                  false,
+		"Optimisers.Restructure{Flux.Chain, Any}": false,
+	} {
+		if got := IsOptimiser(typ); got != want {
+			t.Errorf("IsOptimiser(%q) = %v, want %v", typ, got, want)
+		}
 	}
 }
 

@@ -120,3 +120,22 @@ func TestDictNames(t *testing.T) {
 		t.Fatalf("names %v, want %v", got, want)
 	}
 }
+
+// TestRestructureIsModel: Optimisers.Restructure holds the model that
+// destructure flattened, not optimiser state; Optimisers.Leaf is state.
+func TestRestructureIsModel(t *testing.T) {
+	b := newH5()
+	w := b.f32Dataset([]uint64{2}, []float32{1, 2})
+	st := b.f32Dataset([]uint64{2}, []float32{0, 0})
+	re := b.committed(dtCompound([]string{"model"}, [][]byte{dtRef()}, []uint32{8}), "Optimisers.Restructure")
+	leaf := b.committed(dtCompound([]string{"state"}, [][]byte{dtRef()}, []uint32{8}), "Optimisers.Leaf")
+	r := b.object(mSpace(), mShared(re), mCompact(u64s(w)))
+	l := b.object(mSpace(), mShared(leaf), mCompact(u64s(st)))
+	m, err := Read(b.finish(b.group([]string{"re", "leaf"}, []uint64{r, l})), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tensorNames(m), []string{"re.model"}; !slices.Equal(got, want) {
+		t.Fatalf("names %v, want %v", got, want)
+	}
+}

@@ -275,7 +275,7 @@ func (w *walker) checkType(path []string, name string, depth int, walk func([]st
 		w.drop(path, convert.DropCode, base)
 		n, err := w.node(path, &convert.Node{Kind: "dropped", Type: base, Dropped: convert.DropCode})
 		return n, true, err
-	case !w.inOpt && base != "Optimisers.Restructure" && (convert.IsOptimiser(base) || base == "Optimisers.Leaf"):
+	case !w.inOpt && convert.IsOptimiser(base):
 		n, err := w.optimizer(path, walk, "type "+base)
 		return n, true, err
 	}
