@@ -64,12 +64,13 @@ type walker struct {
 	// An entry is walked once per mode; reached again, it replays the
 	// tensors found below it as aliases of the new path (rule R3), so the
 	// work is linear in the file even when backrefs form a DAG.
-	memo    map[int]*visit // k*4+mode -> what walking entry k found
-	frames  []*visit       // entries being walked, innermost last
-	aliases int            // tensor paths recorded or replayed, bounded by MaxAliases
-	work    int            // values visited plus paths replayed (tests check it is linear)
-	tnames  map[int][]string
-	peeked  map[int]bool
+	memo      map[int]*visit // k*4+mode -> what walking entry k found
+	frames    []*visit       // entries being walked, innermost last
+	aliases   int            // tensor paths recorded or replayed, bounded by MaxAliases
+	work      int            // values visited plus paths replayed (tests check it is linear)
+	tnames    map[int][]string
+	zeroElems uint64 // dict elements of zero-size types, bounded by the file size
+	peeked    map[int]bool
 
 	types     map[int]*typeInfo
 	arrTensor map[int]int    // offset of an array's document -> tensor index
@@ -864,9 +865,11 @@ func (w *walker) seqOf(v val) (seq, error) {
 			if len(b) != 0 {
 				return s, w.errAt(data.off, convert.ErrMalformed, "%d bytes of data for an array of %s", len(b), et.name)
 			}
-			// Elements of a zero-size type cost no bytes; bound them by
-			// the file so that the work stays in proportion (rule C3).
-			if numel > uint64(len(w.data)) {
+			// Elements of a zero-size type cost no bytes; bound all of
+			// them by the file so that the work stays in proportion
+			// (rule C3).
+			w.zeroElems += numel
+			if numel > uint64(len(w.data)) || w.zeroElems > uint64(len(w.data)) {
 				return s, w.errAt(data.off, convert.ErrLimit, "%d elements of %s in a %d-byte file", numel, et.name, len(w.data))
 			}
 		default:
