@@ -93,6 +93,11 @@ func (t *Tensor) Bytes() ([]byte, error) {
 	if t.Compression == format.None {
 		return t.stored()
 	}
+	// The limit is checked before the allocation: Length comes from the
+	// header and may be anything up to 2^63-1.
+	if err := t.checkDecodedSize(); err != nil {
+		return nil, err
+	}
 	dst := make([]byte, t.Length)
 	if err := t.decompress(dst); err != nil {
 		return nil, err
@@ -115,11 +120,19 @@ func (t *Tensor) ReadInto(dst []byte) error {
 	return t.decompress(dst)
 }
 
-// R27: a compressed tensor decodes to exactly its declared length.
-func (t *Tensor) decompress(dst []byte) error {
+// checkDecodedSize enforces the MaxDecompressedSize limit (R27).
+func (t *Tensor) checkDecodedSize() error {
 	if t.Length > t.f.cfg.limits.MaxDecompressedSize {
 		return &format.FormatError{Kind: format.ErrLimit, Rule: "R27", Offset: t.Offset,
 			Field: fmt.Sprintf("tensor %q", t.Name), Reason: fmt.Sprintf("decoded size %d over the limit of %d", t.Length, t.f.cfg.limits.MaxDecompressedSize)}
+	}
+	return nil
+}
+
+// R27: a compressed tensor decodes to exactly its declared length.
+func (t *Tensor) decompress(dst []byte) error {
+	if err := t.checkDecodedSize(); err != nil {
+		return err
 	}
 	src, err := t.stored()
 	if err != nil {
