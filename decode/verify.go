@@ -133,10 +133,7 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 	}
 	for range workers {
 		wg.Go(func() {
-			var buf []byte
-			if f.data == nil {
-				buf = make([]byte, f.ChunkSize())
-			}
+			buf := make([]byte, f.scratchSize())
 			for !stop.Load() {
 				j := next.Add(1) - 1
 				if j >= int64(len(jobs)) {
@@ -173,6 +170,19 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 	return nil
 }
 
+// mappedPiece is the size of the pieces in which a mapped chunk is copied
+// before it is hashed: large enough for the hash's parallelism, small enough
+// to stay in cache.
+const mappedPiece = 256 << 10
+
+// scratchSize is the size of a hashing worker's scratch buffer.
+func (f *File) scratchSize() int64 {
+	if f.data != nil {
+		return min(f.ChunkSize(), mappedPiece)
+	}
+	return f.ChunkSize()
+}
+
 // checkChunk hashes one chunk of t's stored bytes and compares it with the
 // header. buf is scratch space of ChunkSize bytes for unmapped files.
 func (f *File) checkChunk(t *Tensor, c int, buf []byte) error {
@@ -180,11 +190,26 @@ func (f *File) checkChunk(t *Tensor, c int, buf []byte) error {
 	lo := int64(c) * cs
 	n := min(cs, t.StoredLength-lo)
 	var sum [format.DigestSize]byte
+	if len(buf) == 0 {
+		buf = make([]byte, f.scratchSize())
+	}
 	if f.data != nil {
+		// The hash must not read the mapping itself: BLAKE3 hashes large
+		// inputs on goroutines of its own, where a fault on a file
+		// truncated under the mapping cannot be caught and kills the
+		// process. The chunk is copied piece by piece, under guard, into
+		// cache-sized scratch memory, and the copy is hashed.
+		h := f.pre.DigestAlgorithm.New()
 		b := f.data[t.Offset+lo : t.Offset+lo+n]
-		if err := f.guard(func() { sum = f.pre.DigestAlgorithm.Sum(b) }); err != nil {
-			return err
+		for len(b) > 0 {
+			p := buf[:min(len(buf), len(b))]
+			if err := f.guard(func() { copy(p, b) }); err != nil {
+				return err
+			}
+			h.Write(p)
+			b = b[len(p):]
 		}
+		h.Sum(sum[:0])
 	} else {
 		if int64(len(buf)) < n {
 			buf = make([]byte, n)
