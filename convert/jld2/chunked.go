@@ -85,23 +85,35 @@ func (f *file) chunked(in *info, need uint64) ([]byte, error) {
 			size = l.single.size
 		}
 		refs = []chunkRef{{addr: l.addr, size: size, mask: l.single.mask}}
-	case idxImplicit:
-		if len(in.filters) > 0 {
-			return nil, errAt(convert.ErrMalformed, in.off, "implicit chunk index with filters")
+	case idxImplicit, idxFixedArray, idxExtensible:
+		unlim := -1
+		if l.index == idxExtensible {
+			var ok bool
+			if unlim, ok = unlimitedDim(in.space); !ok {
+				return nil, errAt(convert.ErrMalformed, in.off, "extensible array chunk index without exactly one unlimited dimension")
+			}
 		}
-		if _, _, err := f.at(l.addr, mustMul(total, chunkBytes), "implicit chunk index"); err != nil {
+		order, err := newChunkOrder(in.space, l.chunk, grid, unlim, in.off)
+		if err != nil {
 			return nil, err
 		}
-		refs = make([]chunkRef, 0, total)
-		for i := uint64(0); i < total; i++ {
-			refs = append(refs, chunkRef{addr: l.addr + i*chunkBytes, size: chunkBytes, index: i})
+		switch l.index {
+		case idxImplicit:
+			refs, err = f.implicit(in, order, chunkBytes)
+		case idxFixedArray:
+			refs, err = f.fixedArray(l.addr, len(in.filters) > 0, order, chunkBytes)
+		default:
+			refs, err = f.extensibleArray(l.addr, l, len(in.filters) > 0, order, chunkBytes)
 		}
-	case idxFixedArray:
-		refs, err = f.fixedArray(l.addr, len(in.filters) > 0, total, chunkBytes)
+		if err != nil {
+			return nil, err
+		}
 	case idxBTree1:
 		refs, err = f.btree1(l.addr, l, dims, grid)
+	case idxBTree2:
+		refs, err = f.btree2(l.addr, len(in.filters) > 0, grid, chunkBytes)
 	default:
-		return nil, errAt(convert.ErrUnsupported, in.off, "chunk index type %d (extensible array and version 2 B-tree indices are not read)", l.index)
+		return nil, errAt(convert.ErrMalformed, in.off, "chunk index type %d", l.index)
 	}
 	if err != nil {
 		return nil, err
@@ -392,38 +404,46 @@ func copyChunk(out, chunk []byte, index uint64, grid, cdims, dims []uint64, es u
 	}
 }
 
+// implicit lists the chunks of an implicit index: every chunk of the
+// maximum grid stored unfiltered, one after another from the index address.
+func (f *file) implicit(in *info, order *chunkOrder, chunkBytes uint64) ([]chunkRef, error) {
+	if len(in.filters) > 0 {
+		return nil, errAt(convert.ErrMalformed, in.off, "implicit chunk index with filters")
+	}
+	if _, _, err := f.at(in.layout.addr, mustMul(order.count, chunkBytes), "implicit chunk index"); err != nil {
+		return nil, err
+	}
+	var refs []chunkRef
+	for e := uint64(0); e < order.count; e++ {
+		if idx, ok := order.place(e); ok {
+			refs = append(refs, chunkRef{addr: in.layout.addr + e*chunkBytes, size: chunkBytes, index: idx})
+		}
+	}
+	return refs, nil
+}
+
 // fixedArray reads a fixed array chunk index (rule C1).
-func (f *file) fixedArray(addr uint64, filtered bool, total, chunkBytes uint64) ([]chunkRef, error) {
-	b, off, err := f.at(addr, 28, "fixed array header")
+func (f *file) fixedArray(addr uint64, filtered bool, order *chunkOrder, chunkBytes uint64) ([]chunkRef, error) {
+	c, err := f.checksummed(addr, 28, "FAHD", "fixed array header")
 	if err != nil {
 		return nil, err
 	}
-	if err := f.countObject(off); err != nil {
-		return nil, err
+	off := c.off
+	client, esize, pageBits := c.u8(), int(c.u8()), c.u8()
+	n := c.u64()
+	dblk := c.u64()
+	if c.err != nil {
+		return nil, c.err
 	}
-	if string(b[:4]) != "FAHD" || b[4] != 0 {
-		return nil, errAt(convert.ErrMalformed, off, "no fixed array header signature")
-	}
-	if lookup3(b[:24]) != le64u32(b[24:]) {
-		return nil, errAt(convert.ErrMalformed, off+24, "fixed array header checksum mismatch")
-	}
-	client, esize, pageBits := b[5], int(b[6]), b[7]
-	n := le64(b[8:])
-	dblk := le64(b[16:])
-	if (client == 1) != filtered {
+	if (client == 1) != filtered || client > 1 {
 		return nil, errAt(convert.ErrMalformed, off, "fixed array client %d disagrees with the filter pipeline", client)
 	}
-	if n != total {
-		return nil, errAt(convert.ErrMalformed, off, "fixed array of %d entries for %d chunks", n, total)
+	if n != order.count {
+		return nil, errAt(convert.ErrMalformed, off, "fixed array of %d entries for %d chunks", n, order.count)
 	}
-	sizeWidth := 0
-	if filtered {
-		sizeWidth = esize - 12
-		if sizeWidth < 1 || sizeWidth > 8 {
-			return nil, errAt(convert.ErrMalformed, off, "fixed array entry size %d", esize)
-		}
-	} else if esize != 8 {
-		return nil, errAt(convert.ErrMalformed, off, "fixed array entry size %d", esize)
+	er, err := newEntryReader(esize, filtered, chunkBytes, order, f.lim.MaxChunks, off)
+	if err != nil {
+		return nil, err
 	}
 	if pageBits > 32 {
 		return nil, errAt(convert.ErrMalformed, off, "fixed array page bits %d", pageBits)
@@ -433,24 +453,11 @@ func (f *file) fixedArray(addr uint64, filtered bool, total, chunkBytes uint64) 
 	if err != nil {
 		return nil, err
 	}
-	c := newCursor(db, doff, "fixed array data block")
-	sig := c.bytes(4)
-	c.skip(2)
-	if hdr := c.u64(); c.err == nil && (string(sig) != "FADB" || hdr != addr) {
+	dc := newCursor(db, doff, "fixed array data block")
+	sig := dc.bytes(4)
+	dc.skip(2)
+	if hdr := dc.u64(); dc.err == nil && (string(sig) != "FADB" || hdr != addr) {
 		return nil, errAt(convert.ErrMalformed, doff, "no fixed array data block signature")
-	}
-	refs := make([]chunkRef, 0, min(n, uint64(len(db)/esize)+1))
-	readEntries := func(c *cursor, count uint64, first uint64) {
-		for i := uint64(0); i < count && c.err == nil; i++ {
-			r := chunkRef{addr: c.u64(), index: first + i, size: chunkBytes}
-			if filtered {
-				r.size = c.uN(sizeWidth)
-				r.mask = c.u32()
-			}
-			if r.addr != undefAddr {
-				refs = append(refs, r)
-			}
-		}
 	}
 	checksum := func(c *cursor, from int) {
 		if c.err == nil {
@@ -461,32 +468,32 @@ func (f *file) fixedArray(addr uint64, filtered bool, total, chunkBytes uint64) 
 		}
 	}
 	if n <= pageN {
-		if uint64(c.left()) < n*uint64(esize) {
+		if uint64(dc.left()) < n*uint64(esize) {
 			return nil, errAt(convert.ErrMalformed, doff, "fixed array data block truncated")
 		}
-		readEntries(c, n, 0)
-		checksum(c, 0)
+		er.read(dc, 0, n)
+		checksum(dc, 0)
 	} else {
 		pages := (n + pageN - 1) / pageN
-		c.skip(int((pages + 7) / 8))
-		checksum(c, 0)
-		for p := uint64(0); p < pages && c.err == nil; p++ {
+		dc.skip(int((pages + 7) / 8))
+		checksum(dc, 0)
+		for p := uint64(0); p < pages && dc.err == nil; p++ {
 			cnt := min(pageN, n-p*pageN)
-			if uint64(c.left()) < cnt*uint64(esize) {
-				return nil, errAt(convert.ErrMalformed, c.pos(), "fixed array page truncated")
+			if uint64(dc.left()) < cnt*uint64(esize) {
+				return nil, errAt(convert.ErrMalformed, dc.pos(), "fixed array page truncated")
 			}
-			from := c.p
-			readEntries(c, cnt, p*pageN)
-			checksum(c, from)
+			from := dc.p
+			er.read(dc, p*pageN, cnt)
+			checksum(dc, from)
 		}
 	}
-	if c.err != nil {
-		return nil, c.err
+	if dc.err != nil {
+		return nil, dc.err
 	}
-	if err := f.work(c.p, doff); err != nil {
+	if err := f.work(dc.p, doff); err != nil {
 		return nil, err
 	}
-	return refs, nil
+	return er.refs, nil
 }
 
 // btree1 reads a version 1 B-tree of raw data chunks (rule C1).

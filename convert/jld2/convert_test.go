@@ -40,6 +40,9 @@ func FuzzRead(f *testing.F) {
 	for _, c := range workCases() {
 		f.Add(c.data)
 	}
+	for _, c := range indexHostile(f) {
+		f.Add(c.data)
+	}
 	b := newH5()
 	w := b.f32Dataset([]uint64{2}, []float32{1, 2})
 	inner := structFile(b, []string{"weight", "tied"}, []uint64{w, w})

@@ -21,6 +21,9 @@ type dataspace struct {
 	kind spaceKind
 	dims []uint64
 	n    uint64 // number of elements
+	// maxdims are the maximum dimensions, nil when not stored (then the
+	// dimensions); unlimited is all ones.
+	maxdims []uint64
 }
 
 // parseDataspace reads a dataspace message, versions 1 and 2 (rule M1).
@@ -73,7 +76,10 @@ func parseDataspace(c *cursor) dataspace {
 		s.n = lo
 	}
 	if flags&1 != 0 {
-		c.skip(8 * rank)
+		// Maximum dimensions: chunk indices number chunks over them.
+		for i := 0; i < rank; i++ {
+			s.maxdims = append(s.maxdims, c.u64())
+		}
 	}
 	if s.kind == spaceSimple && rank == 0 {
 		c.fail(convert.ErrMalformed, "simple dataspace of rank 0")
@@ -115,6 +121,10 @@ type layout struct {
 		mask uint32
 	}
 	pageBits uint8
+	// ea holds an extensible array's creation parameters: maximum element
+	// bits, index block elements, minimum data block pointers of a
+	// secondary block, minimum data block elements, page bits.
+	ea [5]byte
 }
 
 // parseLayout reads a data layout message, versions 3 and 4 (rule L1).
@@ -179,9 +189,9 @@ func parseLayout(c *cursor) *layout {
 		case idxFixedArray:
 			l.pageBits = c.u8()
 		case idxExtensible:
-			c.skip(5)
+			copy(l.ea[:], c.bytes(5))
 		case idxBTree2:
-			c.skip(6)
+			c.skip(6) // node size, split and merge percent: the header has them
 		default:
 			c.fail(convert.ErrMalformed, "chunk index type %d", l.index)
 		}

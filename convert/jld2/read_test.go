@@ -79,7 +79,6 @@ func TestGeneratedRefused(t *testing.T) {
 		"virtual-dataset.h5":    convert.ErrRefused,
 		"decompression-bomb.h5": convert.ErrMalformed,
 		"unsupported-filter.h5": convert.ErrUnsupported,
-		"extensible-index.h5":   convert.ErrUnsupported,
 	} {
 		t.Run(file, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("testdata", file))

@@ -156,6 +156,9 @@ func workInputs(t *testing.T) map[string][]byte {
 	for name, c := range workCases() {
 		in[name] = c.data
 	}
+	for name, c := range indexHostile(t) {
+		in[name] = c.data
+	}
 	if dir := fixtureDirOrEmpty(); dir != "" {
 		fx, _ := filepath.Glob(filepath.Join(dir, "*.jld2"))
 		for _, p := range fx {

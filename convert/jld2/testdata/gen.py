@@ -105,6 +105,46 @@ finish(p)
 record(p, "weight", "F32", w)
 record(p, "bias", "F16", b)
 
+# Extensible array chunk index (one unlimited dimension): chunks in the
+# index block only, in data blocks, and past the index block's own data
+# blocks (secondary blocks); filtered (deflate) and not; the unlimited
+# dimension first and last.
+p = "chunked-extensible.h5"
+with new(p) as f:
+    small = rng.standard_normal((16, 3)).astype("<f4")
+    f.create_dataset("small", data=small, chunks=(4, 3), maxshape=(None, 3))
+    mid = rng.standard_normal((37, 6)).astype("<f4")
+    f.create_dataset("mid", data=mid, chunks=(2, 4), maxshape=(None, 6), compression="gzip")
+    many = np.arange(300, dtype="<i4")
+    f.create_dataset("many", data=many, chunks=(1,), maxshape=(None,))
+    last = rng.standard_normal((5, 9)).astype("<f8")
+    f.create_dataset("lastdim", data=last, chunks=(2, 2), maxshape=(5, None), compression="gzip")
+finish(p)
+record(p, "small", "F32", small)
+record(p, "mid", "F32", mid)
+record(p, "many", "I32", many)
+record(p, "lastdim", "F64", last)
+
+# Version 2 B-tree chunk index (two or more unlimited dimensions): a root
+# with leaves, filtered (deflate) and not, and a tree two levels deep.
+p = "chunked-btree2.h5"
+with new(p) as f:
+    w = rng.standard_normal((37, 22)).astype("<f4")
+    f.create_dataset("weight", data=w, chunks=(4, 4), maxshape=(None, None), compression="gzip")
+    g = np.arange(20 * 20, dtype="<i4").reshape(20, 20)
+    f.create_dataset("deep", data=g, chunks=(1, 1), maxshape=(None, None))
+    t = rng.standard_normal((3, 4, 5)).astype("<f4")
+    f.create_dataset("three", data=t, chunks=(2, 2, 2), maxshape=(None, 4, None))
+    # 5625 one-byte chunks: more than a root and leaves of 2 KiB nodes
+    # hold, so the tree is two levels deep.
+    u = (np.arange(75 * 75) % 251).astype("u1").reshape(75, 75)
+    f.create_dataset("deeper", data=u, chunks=(1, 1), maxshape=(None, None))
+finish(p)
+record(p, "weight", "F32", w)
+record(p, "deep", "I32", g)
+record(p, "three", "F32", t)
+record(p, "deeper", "U8", u)
+
 # Float16 and Bool (a bitfield, as JLD2 writes Bool) arrays.
 p = "float16-bool.h5"
 with new(p) as f:
@@ -148,10 +188,6 @@ with new(p) as f:
     d[:] = np.arange(16, dtype="<f4")
 finish(p)
 
-p = "extensible-index.h5"
-with new(p) as f:
-    f.create_dataset("w", data=np.arange(16, dtype="<f4"), chunks=(4,), maxshape=(None,))
-finish(p)
 
 with open("expect.json", "w") as f:
     json.dump(expect, f, indent=1, sort_keys=True)
