@@ -246,7 +246,12 @@ func (f *File) init() error {
 
 // checkZero checks that the file bytes in [lo, hi) are zero (R25).
 func (f *File) checkZero(lo, hi int64) error {
-	var buf [4096]byte
+	if lo >= hi {
+		return nil
+	}
+	// The buffer escapes (through io.ReaderAt), so it is sized to the gap:
+	// Verify calls this once per tensor, mostly for empty gaps.
+	buf := make([]byte, min(4096, hi-lo))
 	for off := lo; off < hi; {
 		b := buf[:min(int64(len(buf)), hi-off)]
 		if err := f.readAt(b, off); err != nil {
