@@ -101,7 +101,7 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 		ctx = context.Background()
 	}
 	var jobs []chunkJob
-	var total int64
+	var total, largest int64
 	for _, i := range idx {
 		if f.verified != nil && f.verified[i].Load() {
 			continue
@@ -111,6 +111,7 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 			jobs = append(jobs, chunkJob{t, c})
 		}
 		total += t.StoredLength
+		largest = max(largest, t.StoredLength)
 	}
 	workers := opts.Workers
 	if workers <= 0 {
@@ -133,7 +134,9 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 	}
 	for range workers {
 		wg.Go(func() {
-			buf := make([]byte, f.scratchSize())
+			// Scratch is bounded by the largest tensor as well as the
+			// chunk size, which a file may set to 1 GiB.
+			buf := make([]byte, min(f.scratchSize(), largest))
 			for !stop.Load() {
 				j := next.Add(1) - 1
 				if j >= int64(len(jobs)) {
@@ -191,7 +194,7 @@ func (f *File) checkChunk(t *Tensor, c int, buf []byte) error {
 	n := min(cs, t.StoredLength-lo)
 	var sum [format.DigestSize]byte
 	if len(buf) == 0 {
-		buf = make([]byte, f.scratchSize())
+		buf = make([]byte, min(f.scratchSize(), n))
 	}
 	if f.data != nil {
 		// The hash must not read the mapping itself: BLAKE3 hashes large
