@@ -2,6 +2,7 @@ package decode_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -218,5 +219,47 @@ func TestFuzzSeedsCovered(t *testing.T) {
 		if fixed != nil && binary.LittleEndian.Uint16(fixed[8:]) != format.VersionMajor {
 			t.Errorf("%s: fix-up broke the preamble", c.Name)
 		}
+	}
+}
+
+// TestVerifyAllocation checks that Verify allocates in proportion to the
+// tensors it checks, not to the chunk size a file declares (up to 1 GiB).
+func TestVerifyAllocation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big-chunks.swt")
+	w, err := encode.Create(path, encode.WithChunkSize(1<<30), encode.WithAlignment(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add("w", format.U8, []int64{100}, make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, how := range []string{"mapped", "reader"} {
+		var f *decode.File
+		if how == "mapped" {
+			f, err = decode.Open(path)
+		} else {
+			f, err = decode.NewReader(bytes.NewReader(data), int64(len(data)))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		err = f.Verify(context.Background(), decode.VerifyOptions{})
+		runtime.ReadMemStats(&after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+			t.Errorf("%s: verifying 100 bytes allocated %d bytes", how, n)
+		}
+		f.Close()
 	}
 }
