@@ -6,9 +6,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/safeweights/safeweights/convert"
 	"github.com/safeweights/safeweights/decode"
@@ -107,10 +110,47 @@ func BenchmarkConvert(b *testing.B) {
 	dst := filepath.Join(b.TempDir(), "out.swt")
 	b.SetBytes(int64(n))
 	b.ReportAllocs()
+	defer heapPeak(b)()
 	for b.Loop() {
 		if _, err := Convert(src, dst, Options{}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// heapPeak samples the heap in use until the returned function is called,
+// then reports its peak as peak-heap-MiB: with the file mapped, not read,
+// it must not grow with the file size.
+func heapPeak(b *testing.B) func() {
+	runtime.GC()
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	sample := func() {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		if ms.HeapInuse > peak.Load() {
+			peak.Store(ms.HeapInuse)
+		}
+	}
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				sample()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+		sample()
+		b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
 	}
 }
 
@@ -120,6 +160,7 @@ func BenchmarkCopy(b *testing.B) {
 	dst := filepath.Join(b.TempDir(), "out.bin")
 	b.SetBytes(int64(n))
 	b.ReportAllocs()
+	defer heapPeak(b)()
 	for b.Loop() {
 		in, err := os.Open(src)
 		if err != nil {
