@@ -269,6 +269,12 @@ func scalarText(dt format.DType, b []byte) string {
 		return strconv.FormatUint(uint64(b[0]), 10)
 	case format.Bool:
 		return strconv.FormatBool(b[0] != 0)
+	case format.C64:
+		re, im := math.Float32frombits(le.Uint32(b)), math.Float32frombits(le.Uint32(b[4:]))
+		return strconv.FormatComplex(complex(float64(re), float64(im)), 'g', -1, 64)
+	case format.C128:
+		re, im := math.Float64frombits(le.Uint64(b)), math.Float64frombits(le.Uint64(b[8:]))
+		return strconv.FormatComplex(complex(re, im), 'g', -1, 128)
 	}
 	return ""
 }
