@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/klauspost/compress/zstd"
@@ -149,14 +150,30 @@ func (t *Tensor) decompress(dst []byte) error {
 	if err != nil {
 		return bad("bad zstd frame header", err)
 	}
-	if hdr.HasFCS && hdr.FrameContentSize != uint64(t.Length) {
+	if hdr.Skippable || !hdr.HasFCS {
+		return bad("the frame does not declare its content size", nil)
+	}
+	if hdr.FrameContentSize != uint64(t.Length) {
 		return bad(fmt.Sprintf("frame declares %d bytes, the shape gives %d", hdr.FrameContentSize, t.Length), nil)
+	}
+	var end int
+	if err := t.f.guard(func() { end, err = frameEnd(src, hdr.HeaderSize, hdr.HasCheckSum) }); err != nil {
+		return err
+	}
+	if err != nil {
+		return bad("", err)
+	}
+	if end != len(src) {
+		return bad(fmt.Sprintf("%d bytes follow the frame", len(src)-end), nil)
 	}
 	dec, err := zstd.NewReader(nil,
 		zstd.WithDecoderConcurrency(1),
 		// The bound is the declared length, but never below the smallest
 		// window a frame may name; the length is checked again after.
-		zstd.WithDecoderMaxMemory(uint64(max(t.Length, 1<<20))+1))
+		zstd.WithDecoderMaxMemory(uint64(max(t.Length, 1<<20))+1),
+		// A single-segment frame's window is its whole content, which the
+		// length already bounds.
+		zstd.WithDecoderMaxWindow(uint64(min(max(t.Length, zstd.MinWindowSize), 1<<41))))
 	if err != nil {
 		return bad("", err)
 	}
@@ -172,4 +189,41 @@ func (t *Tensor) decompress(dst []byte) error {
 		return bad(fmt.Sprintf("decodes to %d bytes, want %d", len(out), t.Length), nil)
 	}
 	return nil
+}
+
+// frameEnd walks the block headers of the zstd frame at the start of src
+// (RFC 8878 section 3.1.1) and returns the offset just past the frame, so
+// that a reader can insist that the stored bytes are exactly one frame. The
+// walk reads 3 bytes per block and never more than len(src).
+func frameEnd(src []byte, headerSize int, checksum bool) (int, error) {
+	off := headerSize
+	for {
+		if off+3 > len(src) {
+			return 0, errors.New("zstd frame truncated")
+		}
+		bh := uint32(src[off]) | uint32(src[off+1])<<8 | uint32(src[off+2])<<16
+		off += 3
+		size := int(bh >> 3)
+		switch (bh >> 1) & 3 {
+		case 0, 2: // raw, compressed: size bytes follow
+		case 1: // RLE: one byte follows
+			size = 1
+		default:
+			return 0, errors.New("zstd block of reserved type")
+		}
+		if size > len(src)-off {
+			return 0, errors.New("zstd block past the stored bytes")
+		}
+		off += size
+		if bh&1 != 0 {
+			break
+		}
+	}
+	if checksum {
+		if len(src)-off < 4 {
+			return 0, errors.New("zstd checksum truncated")
+		}
+		off += 4
+	}
+	return off, nil
 }

@@ -401,6 +401,9 @@ func compress(data []byte, level int) ([]byte, error) {
 		enc, err := zstd.NewWriter(nil,
 			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level*3-2)),
 			zstd.WithEncoderConcurrency(1),
+			// A single-segment frame always declares its content size,
+			// which readers require (spec 4.3, R27).
+			zstd.WithSingleSegment(true),
 			zstd.WithZeroFrames(false),
 			zstd.WithEncoderCRC(false))
 		if err != nil {

@@ -142,7 +142,7 @@ func AlignUp(v, a uint64) (r uint64, ok bool) {
 	return s &^ (a - 1), true
 }
 
-// ParsePreamble decodes and checks the preamble (rules R1 to R9) against the
+// ParsePreamble decodes and checks the preamble (rules R1 to R8) against the
 // size of the file and the limits. It does not read the header.
 func ParsePreamble(b []byte, fileSize int64, lim Limits) (Preamble, error) {
 	var p Preamble

@@ -221,16 +221,6 @@ func valid() []vector {
 				}
 				return nil
 			})),
-		ok("ok-zstd-frame-without-content-size", "a zstd frame whose header does not declare the content size; it decodes to exactly the canonical length",
-			with(fileSpec{producer: producer, tensors: []tensorSpec{{name: "z", dt: format.U8, shape: []int64{1000}, data: compressible(1000)}}},
-				func(s *fileSpec) { s.tensors[0].stored = zstdFrame(compressible(1000), false); s.fields = setZstd(0) })),
-		ok("ok-zstd-two-frames", "two zstd frames without content sizes that together decode to the canonical bytes (spec 4.3: one or more frames)",
-			with(fileSpec{producer: producer, tensors: []tensorSpec{{name: "z", dt: format.U8, shape: []int64{1000}, data: compressible(1000)}}},
-				func(s *fileSpec) {
-					d := compressible(1000)
-					s.tensors[0].stored = append(zstdFrame(d[:600], false), zstdFrame(d[600:], false)...)
-					s.fields = setZstd(0)
-				})),
 		ok("ok-many-tensors", "300 small tensors with 64-byte alignment; names sort differently from file order",
 			encoded(small(), func(w *encode.Writer) error {
 				for i := range 300 {

@@ -394,6 +394,16 @@ func data() []vector {
 			zt(1000, []byte("this is not a zstd frame at all"))).verifyFull(),
 		bad("zstd-frame-truncated", format.ErrCompression, "R27", "a zstd frame missing its last 3 bytes",
 			zt(1000, frame[:len(frame)-3])).verifyFull(),
+		bad("zstd-frame-without-content-size", format.ErrCompression, "R27", "a zstd frame whose header does not declare the content size (spec 4.3: the frame declares it)",
+			with(fileSpec{producer: producer, tensors: []tensorSpec{{name: "z", dt: format.U8, shape: []int64{1000}, data: compressible(1000)}}},
+				func(s *fileSpec) { s.tensors[0].stored = zstdFrame(compressible(1000), false); s.fields = setZstd(0) })).verifyFull(),
+		bad("zstd-two-frames", format.ErrCompression, "R27", "two zstd frames that together decode to the canonical bytes (spec 4.3: exactly one frame)",
+			with(fileSpec{producer: producer, tensors: []tensorSpec{{name: "z", dt: format.U8, shape: []int64{1000}, data: compressible(1000)}}},
+				func(s *fileSpec) {
+					d := compressible(1000)
+					s.tensors[0].stored = append(zstdFrame(d[:1000], true), zstdFrame(nil, true)...)
+					s.fields = setZstd(0)
+				})).verifyFull(),
 		bad("zstd-trailing-garbage", format.ErrCompression, "R27", "a valid zstd frame followed by 4 bytes that are no frame",
 			zt(1000, append(bytes.Clone(frame), "junk"...))).verifyFull(),
 		bad("zstd-content-size-larger", format.ErrCompression, "R27", "a frame declaring 2000 bytes in a tensor of 1000",
