@@ -100,7 +100,10 @@ func WriteFile(dst string, m *Model, src *Source, opts ...encode.Option) error {
 		return err
 	}
 	for k, v := range m.Metadata {
-		w.SetMetadata(k, v)
+		if err := w.SetMetadata(k, v); err != nil {
+			w.Abort()
+			return err
+		}
 	}
 	if m.Structure != nil {
 		js, err := json.Marshal(m.Structure)
@@ -108,14 +111,14 @@ func WriteFile(dst string, m *Model, src *Source, opts ...encode.Option) error {
 			w.Abort()
 			return fmt.Errorf("convert: structure: %w", err)
 		}
-		w.SetMetadata(MetaStructure, string(js))
+		w.SetMetadata(MetaStructure, string(js)) // JSON is UTF-8
 	}
 	js, err := json.Marshal(reportSummary(&m.Report))
 	if err != nil {
 		w.Abort()
 		return fmt.Errorf("convert: report: %w", err)
 	}
-	w.SetMetadata(MetaReport, string(js))
+	w.SetMetadata(MetaReport, string(js)) // JSON is UTF-8
 	for i := range m.Tensors {
 		t := &m.Tensors[i]
 		var topts []encode.TensorOption

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -109,21 +110,42 @@ func WithWorkers(n int) Option {
 	}
 }
 
-// WithMetadata adds model-level metadata entries.
+// WithMetadata adds model-level metadata entries: keys non-empty, keys and
+// values UTF-8 (rule R23).
 func WithMetadata(kv map[string]string) Option {
 	return func(c *config) error {
 		for k, v := range kv {
+			if err := checkKV(k, v); err != nil {
+				return err
+			}
 			c.meta[k] = v
 		}
 		return nil
 	}
 }
 
+// checkKV applies rule R23 to one entry, so that a bad entry is refused
+// when it is given rather than when the file is closed.
+func checkKV(key, value string) error {
+	if key == "" || !utf8.ValidString(key) || !utf8.ValidString(value) {
+		return fmt.Errorf("encode: metadata key %q: empty, or key or value not UTF-8: %w", key, format.ErrMetadata)
+	}
+	return nil
+}
+
 // WithProvenance records where a converted file came from.
 func WithProvenance(p format.Provenance) Option {
 	return func(c *config) error {
 		if len(p.SourceSHA256) != 0 && len(p.SourceSHA256) != 32 {
-			return fmt.Errorf("encode: provenance source SHA-256 is %d bytes, want 32", len(p.SourceSHA256))
+			return fmt.Errorf("encode: provenance source SHA-256 is %d bytes, want 32: %w", len(p.SourceSHA256), format.ErrMetadata)
+		}
+		if !utf8.ValidString(p.SourceFormat) || !utf8.ValidString(p.Converter) {
+			return fmt.Errorf("encode: provenance strings not UTF-8: %w", format.ErrMetadata)
+		}
+		for _, kv := range p.Notes {
+			if err := checkKV(kv.Key, kv.Value); err != nil {
+				return err
+			}
 		}
 		c.prov = &p
 		return nil
@@ -150,9 +172,13 @@ func Compress(level int) TensorOption {
 	}
 }
 
-// Attribute adds a string attribute to the tensor.
+// Attribute adds a string attribute to the tensor: key non-empty, key and
+// value UTF-8.
 func Attribute(key, value string) TensorOption {
 	return func(t *tensorConfig) error {
+		if err := checkKV(key, value); err != nil {
+			return err
+		}
 		if t.attrs == nil {
 			t.attrs = map[string]string{}
 		}
@@ -210,8 +236,15 @@ func Create(path string, opts ...Option) (*Writer, error) {
 	return w, nil
 }
 
-// SetMetadata sets a model-level metadata entry.
-func (w *Writer) SetMetadata(key, value string) { w.cfg.meta[key] = value }
+// SetMetadata sets a model-level metadata entry: key non-empty, key and
+// value UTF-8.
+func (w *Writer) SetMetadata(key, value string) error {
+	if err := checkKV(key, value); err != nil {
+		return err
+	}
+	w.cfg.meta[key] = value
+	return nil
+}
 
 // SetProvenance records where a converted file came from.
 func (w *Writer) SetProvenance(p format.Provenance) error {

@@ -3,12 +3,15 @@ package encode_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/safeweights/safeweights/decode"
 	"github.com/safeweights/safeweights/encode"
@@ -37,7 +40,9 @@ func model(seed uint64, n, opt uint8, payload []byte) ([]tensor, []encode.Option
 	}
 	meta := map[string]string{}
 	if opt&0x40 != 0 {
-		meta["k"] = string(payload[:min(len(payload), 8)])
+		// Metadata must be UTF-8 (R23); the encoder's refusal of other
+		// bytes is checked in FuzzRoundTrip below.
+		meta["k"] = strings.ToValidUTF8(string(payload[:min(len(payload), 8)]), "?")
 		meta["\u00e9"] = ""
 		opts = append(opts, encode.WithProvenance(format.Provenance{SourceFormat: "fuzz", SourceSHA256: make([]byte, 32), Converter: "c",
 			Notes: []format.KeyValue{{Key: "n", Value: "v"}}}))
@@ -123,6 +128,13 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, seed uint64, n, opt uint8, payload []byte) {
 		ts, opts, meta := model(seed, n, opt, payload)
 		dir := t.TempDir()
+		if !utf8.Valid(payload) {
+			// Bytes that are not UTF-8 are refused as metadata when given.
+			_, err := encode.Create(filepath.Join(dir, "bad.swt"), encode.WithMetadata(map[string]string{"k": string(payload)}))
+			if !errors.Is(err, format.ErrMetadata) {
+				t.Fatalf("non-UTF-8 metadata: %v", err)
+			}
+		}
 		path := filepath.Join(dir, "m.swt")
 		data := writeModel(t, path, ts, opts, meta, false)
 		if again := writeModel(t, filepath.Join(dir, "again.swt"), ts, opts, meta, true); !bytes.Equal(data, again) {
