@@ -173,22 +173,29 @@ func (f *File) guard(fn func()) (err error) {
 
 func (f *File) init() error {
 	lim := f.cfg.limits
-	n := min(f.size, format.PreambleSize)
-	if err := f.readCopy(f.preBytes[:n], 0); err != nil {
+	// One read takes the preamble and, with the default alignment, all of
+	// the padding before the data region; another takes the padding after
+	// the data region with the header. Reads rather than the mapping: a
+	// page fault per page costs more than a read in some VMs, and these
+	// bytes are copied anyway.
+	head := make([]byte, min(f.size, format.DefaultAlignment))
+	if err := f.readCopy(head, 0); err != nil {
 		return err
 	}
+	n := copy(f.preBytes[:], head)
 	pre, err := format.ParsePreamble(f.preBytes[:n], f.size, lim)
 	if err != nil {
 		return err
 	}
 	f.pre = pre
 
-	// The header is copied out of the mapping: it is small, and a copy keeps
+	// The header is copied out of the file: it is small, and a copy keeps
 	// every accessor safe whatever happens to the file later.
-	hb := make([]byte, pre.HeaderLength)
-	if err := f.readCopy(hb, int64(pre.HeaderOffset)); err != nil {
+	tail := make([]byte, pre.HeaderOffset-pre.DataEnd()+pre.HeaderLength)
+	if err := f.readCopy(tail, int64(pre.DataEnd())); err != nil {
 		return err
 	}
+	hb := tail[pre.HeaderOffset-pre.DataEnd():]
 	if pre.DigestAlgorithm.Sum(hb) != pre.HeaderDigest { // R10
 		return format.Errorf(format.ErrHeader, "R10", 56, "header digest", "does not match the header")
 	}
@@ -198,11 +205,15 @@ func (f *File) init() error {
 	}
 
 	// R25: the padding before and after the data region.
-	if err := f.checkZero(format.PreambleSize, int64(pre.DataOffset)); err != nil {
+	front := min(int64(pre.DataOffset), int64(len(head)))
+	if i := nonZero(head[format.PreambleSize:front]); i >= 0 {
+		return format.Errorf(format.ErrPadding, "R25", format.PreambleSize+int64(i), "padding", "byte not zero")
+	}
+	if err := f.checkZero(front, int64(pre.DataOffset), f.readCopy); err != nil {
 		return err
 	}
-	if err := f.checkZero(int64(pre.DataEnd()), int64(pre.HeaderOffset)); err != nil {
-		return err
+	if i := nonZero(tail[:len(tail)-len(hb)]); i >= 0 {
+		return format.Errorf(format.ErrPadding, "R25", int64(pre.DataEnd())+int64(i), "padding", "byte not zero")
 	}
 
 	// R28: what follows the header is a signature block or nothing.
@@ -245,7 +256,7 @@ func (f *File) init() error {
 }
 
 // checkZero checks that the file bytes in [lo, hi) are zero (R25).
-func (f *File) checkZero(lo, hi int64) error {
+func (f *File) checkZero(lo, hi int64, read func([]byte, int64) error) error {
 	if lo >= hi {
 		return nil
 	}
@@ -254,17 +265,25 @@ func (f *File) checkZero(lo, hi int64) error {
 	buf := make([]byte, min(4096, hi-lo))
 	for off := lo; off < hi; {
 		b := buf[:min(int64(len(buf)), hi-off)]
-		if err := f.readAt(b, off); err != nil {
+		if err := read(b, off); err != nil {
 			return err
 		}
-		for i, c := range b {
-			if c != 0 {
-				return format.Errorf(format.ErrPadding, "R25", off+int64(i), "padding", "byte not zero")
-			}
+		if i := nonZero(b); i >= 0 {
+			return format.Errorf(format.ErrPadding, "R25", off+int64(i), "padding", "byte not zero")
 		}
 		off += int64(len(b))
 	}
 	return nil
+}
+
+// nonZero returns the index of the first non-zero byte of b, or -1.
+func nonZero(b []byte) int {
+	for i, c := range b {
+		if c != 0 {
+			return i
+		}
+	}
+	return -1
 }
 
 // Close unmaps and closes the file. Slices obtained from Bytes or View on a
