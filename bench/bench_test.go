@@ -30,7 +30,7 @@ func BenchmarkOpen(b *testing.B) {
 		l := Layout{Count: n, Shape: []int64{64, 64}}
 		dir := b.TempDir()
 		swt, st, gg := filepath.Join(dir, "m.swt"), filepath.Join(dir, "m.safetensors"), filepath.Join(dir, "m.gguf")
-		if err := errors.Join(WriteSWT(swt, l, 1<<20), WriteSafetensors(st, l), WriteGGUF(gg, l)); err != nil {
+		if err := errors.Join(WriteSWT(swt, l, format.DefaultChunkSize), WriteSafetensors(st, l), WriteGGUF(gg, l)); err != nil {
 			b.Fatal(err)
 		}
 		b.Run(fmt.Sprintf("n=%d/safeweights", n), OpenSWT(swt))

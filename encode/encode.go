@@ -58,7 +58,7 @@ func WithAlignment(n int) Option {
 }
 
 // WithChunkSize sets the digest chunk size: a power of two in [1 KiB, 1 GiB].
-// Default 1 MiB.
+// Default 4 MiB.
 func WithChunkSize(n int) Option {
 	return func(c *config) error {
 		if n < format.MinChunkSize || n > format.MaxChunkSize || n&(n-1) != 0 {

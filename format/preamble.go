@@ -23,7 +23,7 @@ const (
 	MinAlignment = 64
 	MaxAlignment = 1 << 24
 	// DefaultChunkSize is the default size of a digest chunk.
-	DefaultChunkSize = 1 << 20
+	DefaultChunkSize = 4 << 20
 	// MinChunkSize and MaxChunkSize bound the chunk size a file may record.
 	MinChunkSize = 1 << 10
 	MaxChunkSize = 1 << 30

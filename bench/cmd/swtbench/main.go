@@ -18,6 +18,7 @@ import (
 
 	"github.com/safeweights/safeweights/bench"
 	"github.com/safeweights/safeweights/decode"
+	"github.com/safeweights/safeweights/format"
 )
 
 func main() {
@@ -161,7 +162,7 @@ func run() error {
 			swt := filepath.Join(dir, "h.swt")
 			st := filepath.Join(dir, "h.safetensors")
 			gg := filepath.Join(dir, "h.gguf")
-			if err := bench.WriteSWT(swt, l, 1<<20); err != nil {
+			if err := bench.WriteSWT(swt, l, format.DefaultChunkSize); err != nil {
 				return err
 			}
 			if err := bench.WriteSafetensors(st, l); err != nil {
@@ -185,13 +186,13 @@ func run() error {
 	}
 
 	if strings.Contains(only, "size") {
-		fmt.Printf("\n== open cost against data size (16 tensors, 1 MiB chunks, data a hole)\n")
+		fmt.Printf("\n== open cost against data size (16 tensors, default 4 MiB chunks, data a hole)\n")
 		var paths [2]string
 		var fns [2]func(*testing.B)
 		for i, total := range []int64{openSmall, openBig} {
 			l := bench.Layout{Count: 16, Shape: []int64{total / 16 / 4}}
 			paths[i] = filepath.Join(dir, fmt.Sprintf("s%d.swt", i))
-			if err := bench.WriteSWT(paths[i], l, 1<<20); err != nil {
+			if err := bench.WriteSWT(paths[i], l, format.DefaultChunkSize); err != nil {
 				return err
 			}
 			fns[i] = bench.OpenSWT(paths[i])

@@ -238,7 +238,7 @@ func valid() []vector {
 				}
 				return w.Add("b", format.F32, []int64{3}, pattern(12, 2))
 			})),
-		ok("ok-default-options", "the encoder's defaults: 4096-byte alignment, 1 MiB chunks, BLAKE3-256",
+		ok("ok-default-options", "the encoder's defaults: 4096-byte alignment, 4 MiB chunks, BLAKE3-256",
 			encoded(nil, func(w *encode.Writer) error { return w.Add("w", format.F16, []int64{4, 4}, pattern(32, 3)) })),
 		ok("ok-sha256", "SHA-256 header and chunk digests",
 			encoded(append(small(), encode.WithDigest(format.SHA256)), func(w *encode.Writer) error {
