@@ -32,6 +32,10 @@ type viewTensor struct {
 	numChunks   int
 	chunkDigest func(i int) []byte
 	readInto    func(dst []byte) error // decoded bytes; used for compressed tensors
+	// verifyRange checks the chunks covering stored bytes [off, off+n)
+	// straight from the file (decode.Tensor.VerifyRange), guarding against
+	// a file truncated under its mapping; nil in fakes.
+	verifyRange func(off, n int64) error
 }
 
 func viewOf(f *decode.File) (*fileView, error) {
@@ -62,6 +66,7 @@ func viewOf(f *decode.File) (*fileView, error) {
 			numChunks:   t.NumChunks(),
 			chunkDigest: t.ChunkDigest,
 			readInto:    t.ReadInto,
+			verifyRange: t.VerifyRange,
 		})
 	}
 	return v, nil
