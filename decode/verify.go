@@ -173,15 +173,15 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 	return nil
 }
 
-// mappedPiece is the size of the pieces in which a mapped chunk is copied
-// before it is hashed: large enough for the hash's parallelism, small enough
-// to stay in cache.
-const mappedPiece = 256 << 10
+// maxWholeChunk is the largest chunk a worker copies whole before hashing
+// it; larger chunks (a file may ask for up to 1 GiB) are streamed through
+// the hash in pieces of this size.
+const maxWholeChunk = 16 << 20
 
 // scratchSize is the size of a hashing worker's scratch buffer.
 func (f *File) scratchSize() int64 {
 	if f.data != nil {
-		return min(f.ChunkSize(), mappedPiece)
+		return min(f.ChunkSize(), maxWholeChunk)
 	}
 	return f.ChunkSize()
 }
@@ -200,19 +200,28 @@ func (f *File) checkChunk(t *Tensor, c int, buf []byte) error {
 		// The hash must not read the mapping itself: BLAKE3 hashes large
 		// inputs on goroutines of its own, where a fault on a file
 		// truncated under the mapping cannot be caught and kills the
-		// process. The chunk is copied piece by piece, under guard, into
-		// cache-sized scratch memory, and the copy is hashed.
-		h := f.pre.DigestAlgorithm.New()
+		// process. The chunk is copied under guard into scratch memory and
+		// the copy is hashed, in one call when it fits: feeding the hash in
+		// pieces costs it a goroutine per subtree of every piece.
 		b := f.data[t.Offset+lo : t.Offset+lo+n]
-		for len(b) > 0 {
-			p := buf[:min(len(buf), len(b))]
+		if n <= int64(len(buf)) {
+			p := buf[:n]
 			if err := f.guard(func() { copy(p, b) }); err != nil {
 				return err
 			}
-			h.Write(p)
-			b = b[len(p):]
+			sum = f.pre.DigestAlgorithm.Sum(p)
+		} else {
+			h := f.pre.DigestAlgorithm.New()
+			for len(b) > 0 {
+				p := buf[:min(len(buf), len(b))]
+				if err := f.guard(func() { copy(p, b) }); err != nil {
+					return err
+				}
+				h.Write(p)
+				b = b[len(p):]
+			}
+			h.Sum(sum[:0])
 		}
-		h.Sum(sum[:0])
 	} else {
 		if int64(len(buf)) < n {
 			buf = make([]byte, n)
