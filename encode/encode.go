@@ -313,6 +313,8 @@ func (w *Writer) begin(name string, dt format.DType, shape []int64, opts []Tenso
 }
 
 func (w *Writer) finish(e *format.TensorEntry, stored uint64, digests []byte) {
+	dataOff, _ := format.AlignUp(format.PreambleSize, w.cfg.alignment)
+	startWriteback(w.f, int64(dataOff+w.pos), int64(stored))
 	e.StoredLength = stored
 	e.Digests = digests
 	if e.Compression == format.None && e.Digests == nil {
