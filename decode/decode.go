@@ -130,10 +130,11 @@ func (f *File) readAt(b []byte, off int64) error {
 }
 
 // readCopy reads exactly len(b) bytes at off into b, with pread when the
-// file was opened by Open. The preamble, header and signature block are
-// copied out of the file anyway; reading them with one system call avoids a
-// page fault per page of the mapping, which made Open of a 128 KiB header
-// two to three times slower (docs/BENCHMARKS.md).
+// file was opened by Open, else through the ReaderAt. It serves what is
+// copied out of the file in any case (preamble, padding, header, signature
+// block, chunks to hash): one system call instead of a page fault per page
+// of the mapping, which in some VMs costs more than the read itself
+// (docs/BENCHMARKS.md), and no fault at all if the file shrinks.
 func (f *File) readCopy(b []byte, off int64) error {
 	fh, ok := f.closer.(*os.File)
 	if !ok {

@@ -83,9 +83,13 @@ func (t *Tensor) VerifyRange(off, n int64) error {
 	if n == 0 {
 		return nil
 	}
+	if t.f.closed.Load() {
+		return errClosed
+	}
 	cs := t.f.ChunkSize()
+	buf := make([]byte, min(t.f.scratchSize(), t.StoredLength))
 	for c := off / cs; c <= (off+n-1)/cs; c++ {
-		if err := t.f.checkChunk(t, int(c), nil); err != nil {
+		if err := t.f.checkChunk(t, int(c), buf); err != nil {
 			return err
 		}
 	}
@@ -173,63 +177,46 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 	return nil
 }
 
-// maxWholeChunk is the largest chunk a worker copies whole before hashing
+// maxWholeChunk is the largest chunk a worker reads whole before hashing
 // it; larger chunks (a file may ask for up to 1 GiB) are streamed through
 // the hash in pieces of this size.
 const maxWholeChunk = 16 << 20
 
 // scratchSize is the size of a hashing worker's scratch buffer.
-func (f *File) scratchSize() int64 {
-	if f.data != nil {
-		return min(f.ChunkSize(), maxWholeChunk)
-	}
-	return f.ChunkSize()
-}
+func (f *File) scratchSize() int64 { return min(f.ChunkSize(), maxWholeChunk) }
 
 // checkChunk hashes one chunk of t's stored bytes and compares it with the
-// header. buf is scratch space of ChunkSize bytes for unmapped files.
+// header. buf is the worker's scratch space.
+//
+// The chunk is read into buf, also for a mapped file, rather than hashed in
+// place: BLAKE3 hashes large inputs on goroutines of its own, where a fault
+// on a file truncated under the mapping could not be caught; and a read
+// takes no page fault per page of a mapping not yet touched, which made
+// hashing in place slower (docs/BENCHMARKS.md).
 func (f *File) checkChunk(t *Tensor, c int, buf []byte) error {
 	cs := f.ChunkSize()
 	lo := int64(c) * cs
 	n := min(cs, t.StoredLength-lo)
-	var sum [format.DigestSize]byte
 	if len(buf) == 0 {
 		buf = make([]byte, min(f.scratchSize(), n))
 	}
-	if f.data != nil {
-		// The hash must not read the mapping itself: BLAKE3 hashes large
-		// inputs on goroutines of its own, where a fault on a file
-		// truncated under the mapping cannot be caught and kills the
-		// process. The chunk is copied under guard into scratch memory and
-		// the copy is hashed, in one call when it fits: feeding the hash in
-		// pieces costs it a goroutine per subtree of every piece.
-		b := f.data[t.Offset+lo : t.Offset+lo+n]
-		if n <= int64(len(buf)) {
-			p := buf[:n]
-			if err := f.guard(func() { copy(p, b) }); err != nil {
-				return err
-			}
-			sum = f.pre.DigestAlgorithm.Sum(p)
-		} else {
-			h := f.pre.DigestAlgorithm.New()
-			for len(b) > 0 {
-				p := buf[:min(len(buf), len(b))]
-				if err := f.guard(func() { copy(p, b) }); err != nil {
-					return err
-				}
-				h.Write(p)
-				b = b[len(p):]
-			}
-			h.Sum(sum[:0])
-		}
-	} else {
-		if int64(len(buf)) < n {
-			buf = make([]byte, n)
-		}
-		if err := f.readAt(buf[:n], t.Offset+lo); err != nil {
+	var sum [format.DigestSize]byte
+	if n <= int64(len(buf)) {
+		if err := f.readCopy(buf[:n], t.Offset+lo); err != nil {
 			return err
 		}
 		sum = f.pre.DigestAlgorithm.Sum(buf[:n])
+	} else {
+		h := f.pre.DigestAlgorithm.New()
+		for off := int64(0); off < n; {
+			p := buf[:min(int64(len(buf)), n-off)]
+			if err := f.readCopy(p, t.Offset+lo+off); err != nil {
+				return err
+			}
+			h.Write(p)
+			off += int64(len(p))
+		}
+		h.Sum(sum[:0])
 	}
 	if !bytes.Equal(sum[:], t.ChunkDigest(c)) {
 		return &format.FormatError{Kind: format.ErrDigest, Rule: "R26", Offset: t.Offset + lo,
