@@ -1,10 +1,8 @@
 package bson
 
 import (
-	"encoding/binary"
 	"math"
 	"math/bits"
-	"strconv"
 	"strings"
 
 	mbson "go.mongodb.org/mongo-driver/v2/bson"
@@ -237,63 +235,6 @@ func (w *walker) dtypeOf(ti *typeInfo) (format.DType, bool, error) {
 		}
 	}
 	return 0, false, nil
-}
-
-// scalarText renders one element of a plain-bits type.
-func scalarText(dt format.DType, b []byte) string {
-	le := binary.LittleEndian
-	switch dt {
-	case format.F64:
-		return strconv.FormatFloat(math.Float64frombits(le.Uint64(b)), 'g', -1, 64)
-	case format.F32:
-		return strconv.FormatFloat(float64(math.Float32frombits(le.Uint32(b))), 'g', -1, 32)
-	case format.F16:
-		return strconv.FormatFloat(float64(f16(le.Uint16(b))), 'g', -1, 32)
-	case format.BF16:
-		return strconv.FormatFloat(float64(math.Float32frombits(uint32(le.Uint16(b))<<16)), 'g', -1, 32)
-	case format.I64:
-		return strconv.FormatInt(int64(le.Uint64(b)), 10)
-	case format.I32:
-		return strconv.FormatInt(int64(int32(le.Uint32(b))), 10)
-	case format.I16:
-		return strconv.FormatInt(int64(int16(le.Uint16(b))), 10)
-	case format.I8:
-		return strconv.FormatInt(int64(int8(b[0])), 10)
-	case format.U64:
-		return strconv.FormatUint(le.Uint64(b), 10)
-	case format.U32:
-		return strconv.FormatUint(uint64(le.Uint32(b)), 10)
-	case format.U16:
-		return strconv.FormatUint(uint64(le.Uint16(b)), 10)
-	case format.U8:
-		return strconv.FormatUint(uint64(b[0]), 10)
-	case format.Bool:
-		return strconv.FormatBool(b[0] != 0)
-	case format.C64:
-		re, im := math.Float32frombits(le.Uint32(b)), math.Float32frombits(le.Uint32(b[4:]))
-		return strconv.FormatComplex(complex(float64(re), float64(im)), 'g', -1, 64)
-	case format.C128:
-		re, im := math.Float64frombits(le.Uint64(b)), math.Float64frombits(le.Uint64(b[8:]))
-		return strconv.FormatComplex(complex(re, im), 'g', -1, 128)
-	}
-	return ""
-}
-
-func f16(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	frac := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0xff<<23 | frac<<13)
-	case exp == 0:
-		f := float32(frac) / 1024 / 16384
-		if sign != 0 {
-			f = -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | frac<<13)
 }
 
 func bitsMul(a, b uint64) (hi, lo uint64) { return bits.Mul64(a, b) }

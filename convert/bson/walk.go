@@ -685,7 +685,7 @@ func (w *walker) structure(v val, td tdoc, parts []string, c ctx) (*convert.Node
 		if len(b) != dt.Size() {
 			return nil, w.errAt(data.off, convert.ErrMalformed, "%d bytes for a %s", len(b), name)
 		}
-		return &convert.Node{Kind: "scalar", Type: name, DType: dt.String(), Value: scalarText(dt, b)}, nil
+		return &convert.Node{Kind: "scalar", Type: name, DType: dt.String(), Value: convert.ScalarText(dt, b)}, nil
 	}
 	if data.t != mbson.TypeArray {
 		return nil, w.errAt(data.off, convert.ErrMalformed, "struct data is a %s", data.t)
@@ -901,7 +901,7 @@ func (w *walker) elem(s seq, i int, parts []string, c ctx) (*convert.Node, error
 	switch {
 	case s.known:
 		sz := s.dt.Size()
-		return &convert.Node{Kind: "scalar", Type: s.etype, DType: s.dt.String(), Value: scalarText(s.dt, s.raw[i*sz:(i+1)*sz])}, nil
+		return &convert.Node{Kind: "scalar", Type: s.etype, DType: s.dt.String(), Value: convert.ScalarText(s.dt, s.raw[i*sz:(i+1)*sz])}, nil
 	case zeroSize[s.etype]:
 		return &convert.Node{Kind: "nothing", Type: s.etype}, nil
 	}

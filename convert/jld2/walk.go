@@ -2,7 +2,6 @@ package jld2
 
 import (
 	"encoding/binary"
-	"math"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -624,7 +623,7 @@ func (w *walker) value(path []string, dt *dtype, b []byte, ti *typeInfo, name st
 func (w *walker) valueOf(path []string, dt *dtype, b []byte, ti *typeInfo, name string, depth int) (*convert.Node, error) {
 	base := baseName(name)
 	if d, ok := dt.numeric(); ok {
-		return w.node(path, &convert.Node{Kind: "scalar", Type: base, Value: scalarText(d, b), DType: d.String()})
+		return w.node(path, &convert.Node{Kind: "scalar", Type: base, Value: convert.ScalarText(d, b), DType: d.String()})
 	}
 	switch dt.class {
 	case classRef:
@@ -859,61 +858,6 @@ func functionName(base string) string {
 		return base[i+1:]
 	}
 	return base
-}
-
-func scalarText(d format.DType, b []byte) string {
-	le := binary.LittleEndian
-	switch d {
-	case format.F64:
-		return strconv.FormatFloat(math.Float64frombits(le.Uint64(b)), 'g', -1, 64)
-	case format.F32:
-		return strconv.FormatFloat(float64(math.Float32frombits(le.Uint32(b))), 'g', -1, 32)
-	case format.F16:
-		return strconv.FormatFloat(float64(half(le.Uint16(b))), 'g', -1, 32)
-	case format.BF16:
-		return strconv.FormatFloat(float64(math.Float32frombits(uint32(le.Uint16(b))<<16)), 'g', -1, 32)
-	case format.I64:
-		return strconv.FormatInt(int64(le.Uint64(b)), 10)
-	case format.I32:
-		return strconv.FormatInt(int64(int32(le.Uint32(b))), 10)
-	case format.I16:
-		return strconv.FormatInt(int64(int16(le.Uint16(b))), 10)
-	case format.I8:
-		return strconv.FormatInt(int64(int8(b[0])), 10)
-	case format.U64:
-		return strconv.FormatUint(le.Uint64(b), 10)
-	case format.U32:
-		return strconv.FormatUint(uint64(le.Uint32(b)), 10)
-	case format.U16:
-		return strconv.FormatUint(uint64(le.Uint16(b)), 10)
-	case format.U8:
-		return strconv.FormatUint(uint64(b[0]), 10)
-	case format.Bool:
-		return strconv.FormatBool(b[0] != 0)
-	case format.C64:
-		return scalarText(format.F32, b) + "+" + scalarText(format.F32, b[4:]) + "im"
-	case format.C128:
-		return scalarText(format.F64, b) + "+" + scalarText(format.F64, b[8:]) + "im"
-	}
-	return ""
-}
-
-// half converts an IEEE 754 binary16 value to float32.
-func half(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	man := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0xff<<23 | man<<13)
-	case exp == 0:
-		v := float32(man) / (1 << 24)
-		if sign != 0 {
-			return -v
-		}
-		return v
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
 }
 
 // joinName joins name parts (CONVERSION.md N1, N6).
