@@ -10,26 +10,10 @@ import (
 	"github.com/safeweights/safeweights/convert"
 	"github.com/safeweights/safeweights/convert/safetensors"
 	"github.com/safeweights/safeweights/format"
+	"github.com/safeweights/safeweights/internal/fixtures"
 )
 
 const sample = "../../cmd/safeweights/sample/mlp.bson"
-
-func moduleRoot(t testing.TB) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test")
-		}
-		dir = parent
-	}
-}
 
 func safetensorsBytes(t testing.TB) []byte {
 	t.Helper()
@@ -99,7 +83,7 @@ func TestDetect(t *testing.T) {
 // TestDetectFixtures checks that every real checkpoint is recognised by its
 // content.
 func TestDetectFixtures(t *testing.T) {
-	root := filepath.Join(moduleRoot(t), "..", "shared", "fixtures")
+	root := fixtures.Require(t, "")
 	for dir, want := range map[string]Format{"flux-bson": BSON, "flux-jld2": JLD2} {
 		files, _ := filepath.Glob(filepath.Join(root, dir, "*."+map[Format]string{BSON: "bson", JLD2: "jld2"}[want]))
 		if len(files) == 0 {

@@ -14,32 +14,11 @@ import (
 
 	"github.com/safeweights/safeweights/convert"
 	"github.com/safeweights/safeweights/format"
+	"github.com/safeweights/safeweights/internal/fixtures"
 )
 
-// fixtureDir returns the shared Flux BSON fixtures next to the project, or
-// skips the test.
-func fixtureDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found")
-		}
-		dir = parent
-	}
-	fx := filepath.Join(dir, "..", "shared", "fixtures", "flux-bson")
-	if _, err := os.Stat(fx); err != nil {
-		t.Skip("fixtures absent:", fx)
-	}
-	return fx
-}
+// fixtureDir returns the shared Flux BSON fixtures, or skips the test.
+func fixtureDir(t testing.TB) string { return fixtures.Require(t, "flux-bson") }
 
 type manifest struct {
 	Summary struct {

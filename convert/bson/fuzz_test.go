@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/safeweights/safeweights/internal/fixtures"
 )
 
 // maxSeed bounds the fuzz seeds taken from the fixtures.
@@ -72,26 +74,7 @@ func FuzzRead(f *testing.F) {
 	})
 }
 
-func fixtureDirOrEmpty() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			fx := filepath.Join(dir, "..", "shared", "fixtures", "flux-bson")
-			if _, err := os.Stat(fx); err == nil {
-				return fx
-			}
-			return ""
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
+func fixtureDirOrEmpty() string { return fixtures.Dir("flux-bson") }
 
 // boundMinimization caps the fuzzer's minimization of each new input at
 // 10000 runs unless -fuzzminimizetime is given. Go's byte minimizer tries

@@ -13,6 +13,7 @@ import (
 
 	"github.com/safeweights/safeweights/convert"
 	"github.com/safeweights/safeweights/decode"
+	"github.com/safeweights/safeweights/internal/fixtures"
 )
 
 // FuzzRead reads arbitrary bytes: every failure is a typed *Error, and a
@@ -85,26 +86,7 @@ func FuzzRead(f *testing.F) {
 	})
 }
 
-func fixtureDirOrEmpty() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			fx := filepath.Join(dir, "..", "shared", "fixtures", "flux-jld2")
-			if _, err := os.Stat(fx); err == nil {
-				return fx
-			}
-			return ""
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
+func fixtureDirOrEmpty() string { return fixtures.Dir("flux-jld2") }
 
 func TestConvertEndToEnd(t *testing.T) {
 	for _, file := range []string{"chunked-deflate.h5", "chunked-zstd.h5", "float16-bool.h5"} {

@@ -14,31 +14,12 @@ import (
 	"testing"
 
 	"github.com/safeweights/safeweights/convert"
+
+	"github.com/safeweights/safeweights/internal/fixtures"
 )
 
-// fixtureDir finds ../shared/fixtures/flux-jld2 next to the module root.
-func fixtureDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found")
-		}
-		dir = parent
-	}
-	fx := filepath.Join(dir, "..", "shared", "fixtures", "flux-jld2")
-	if _, err := os.Stat(fx); err != nil {
-		t.Skip("fixtures absent: ", fx)
-	}
-	return fx
-}
+// fixtureDir returns the shared Flux JLD2 fixtures, or skips the test.
+func fixtureDir(t testing.TB) string { return fixtures.Require(t, "flux-jld2") }
 
 type manifest struct {
 	Tensors []struct {

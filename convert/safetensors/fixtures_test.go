@@ -10,32 +10,11 @@ import (
 	"github.com/safeweights/safeweights/convert"
 	"github.com/safeweights/safeweights/convert/bson"
 	"github.com/safeweights/safeweights/convert/jld2"
+	"github.com/safeweights/safeweights/internal/fixtures"
 )
 
-// fixturesDir returns the shared Flux fixtures, which live next to the
-// module root, or skips the test.
-func fixturesDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("module root not found")
-		}
-		dir = parent
-	}
-	fx := filepath.Join(dir, "..", "shared", "fixtures")
-	if _, err := os.Stat(fx); err != nil {
-		t.Skip("fixtures not present")
-	}
-	return fx
-}
+// fixturesDir returns the shared Flux fixtures, or skips the test.
+func fixturesDir(t *testing.T) string { return fixtures.Require(t, "") }
 
 // TestFixturesRoundTrip converts each Flux fixture to .swt, exports it to
 // safetensors, converts that back to .swt, and checks that every step keeps
