@@ -113,34 +113,18 @@ func Inspect(path string, opts ...Option) (*File, error) {
 	return Open(path, append(opts, WithoutMmap())...)
 }
 
-// readAt reads exactly len(b) bytes at off, turning faults on a mapping
-// that shrank into ErrIO.
-func (f *File) readAt(b []byte, off int64) error {
-	if f.data != nil {
-		return f.guard(func() { copy(b, f.data[off:off+int64(len(b))]) })
-	}
-	n, err := f.ra.ReadAt(b, off)
-	if n == len(b) {
-		return nil
-	}
-	if err == nil || err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return &format.FormatError{Kind: format.ErrIO, Offset: off, Field: "read", Err: err}
-}
-
-// readCopy reads exactly len(b) bytes at off into b, with pread when the
-// file was opened by Open, else through the ReaderAt. It serves what is
-// copied out of the file in any case (preamble, padding, header, signature
-// block, chunks to hash): one system call instead of a page fault per page
-// of the mapping, which in some VMs costs more than the read itself
-// (docs/BENCHMARKS.md), and no fault at all if the file shrinks.
+// readCopy reads exactly len(b) bytes at off into b: with pread from the
+// file that Open opened, else through the ReaderAt given to NewReader. Every
+// byte this package copies out of a file is read this way, never copied from
+// the mapping: a read is one system call instead of a page fault per page,
+// which in some VMs costs more than the read itself (docs/BENCHMARKS.md),
+// and a file that shrinks gives a short read (ErrIO), not a fault.
 func (f *File) readCopy(b []byte, off int64) error {
-	fh, ok := f.closer.(*os.File)
-	if !ok {
-		return f.readAt(b, off)
+	r := f.ra
+	if fh, ok := f.closer.(*os.File); ok {
+		r = fh
 	}
-	n, err := fh.ReadAt(b, off)
+	n, err := r.ReadAt(b, off)
 	if n == len(b) {
 		return nil
 	}
@@ -150,10 +134,12 @@ func (f *File) readCopy(b []byte, off int64) error {
 	return &format.FormatError{Kind: format.ErrIO, Offset: off, Field: "read", Err: err}
 }
 
-// guard runs fn, which reads the mapping, and reports a memory fault (the
-// file was truncated under the mapping) as ErrIO. This is the one place a
-// panic is recovered, and only the runtime's fault panic: it validates no
-// input, it survives a file changed by another process.
+// guard runs fn, which reads the mapping in place (the zstd decoder reads a
+// compressed tensor's stored bytes there), and reports a memory fault (the
+// file was truncated under the mapping) as ErrIO. fn must not start
+// goroutines that touch the mapping: a fault there cannot be caught. This is
+// the one place a panic is recovered, and only the runtime's fault panic: it
+// validates no input, it survives a file changed by another process.
 func (f *File) guard(fn func()) (err error) {
 	old := debug.SetPanicOnFault(true)
 	defer func() {
@@ -223,7 +209,7 @@ func (f *File) init() error {
 		max := int64(24 + lim.MaxSignatures*(52+format.MaxCommentLength+format.MaxSignatureLength))
 		if rest > max {
 			var magic [8]byte
-			if err := f.readAt(magic[:min(8, int(rest))], end); err != nil {
+			if err := f.readCopy(magic[:min(8, int(rest))], end); err != nil {
 				return err
 			}
 			if magic == format.SignatureMagic {

@@ -63,7 +63,7 @@ func (t *Tensor) stored() ([]byte, error) {
 		return t.f.data[t.Offset : t.Offset+t.StoredLength : t.Offset+t.StoredLength], nil
 	}
 	b := make([]byte, t.StoredLength)
-	if err := t.f.readAt(b, t.Offset); err != nil {
+	if err := t.f.readCopy(b, t.Offset); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -116,7 +116,7 @@ func (t *Tensor) ReadInto(dst []byte) error {
 		return err
 	}
 	if t.Compression == format.None {
-		return t.f.readAt(dst, t.Offset)
+		return t.f.readCopy(dst, t.Offset)
 	}
 	return t.decompress(dst)
 }

@@ -61,7 +61,7 @@ func (f *File) checkGaps() error {
 	for i := range f.NumTensors() {
 		e := f.hdr.Tensor(i)
 		off := int64(f.pre.DataOffset + e.Offset)
-		if err := f.checkZero(end, off, f.readAt); err != nil {
+		if err := f.checkZero(end, off, f.readCopy); err != nil {
 			return err
 		}
 		end = off + int64(e.StoredLength)
