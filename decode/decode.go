@@ -19,7 +19,6 @@
 package decode
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -79,9 +78,6 @@ func Open(path string, opts ...Option) (*File, error) {
 			fh.Close()
 			return nil, fmt.Errorf("decode: mmap %s: %w", path, err)
 		}
-		if f.data != nil {
-			f.ra = bytes.NewReader(f.data)
-		}
 	}
 	if err := f.init(); err != nil {
 		f.Close()
@@ -113,18 +109,14 @@ func Inspect(path string, opts ...Option) (*File, error) {
 	return Open(path, append(opts, WithoutMmap())...)
 }
 
-// readCopy reads exactly len(b) bytes at off into b: with pread from the
-// file that Open opened, else through the ReaderAt given to NewReader. Every
+// readCopy reads exactly len(b) bytes at off into b through f.ra: pread on
+// the file that Open opened, or the ReaderAt given to NewReader. Every
 // byte this package copies out of a file is read this way, never copied from
 // the mapping: a read is one system call instead of a page fault per page,
 // which in some VMs costs more than the read itself (docs/BENCHMARKS.md),
 // and a file that shrinks gives a short read (ErrIO), not a fault.
 func (f *File) readCopy(b []byte, off int64) error {
-	r := f.ra
-	if fh, ok := f.closer.(*os.File); ok {
-		r = fh
-	}
-	n, err := r.ReadAt(b, off)
+	n, err := f.ra.ReadAt(b, off)
 	if n == len(b) {
 		return nil
 	}
@@ -303,7 +295,8 @@ func (f *File) Size() int64 { return f.size }
 // Mapping returns the read-only mapping of the whole file, or nil.
 func (f *File) Mapping() []byte { return f.data }
 
-// ReaderAt reads the file.
+// ReaderAt reads the file with pread (the *os.File for Open, the reader
+// given to NewReader), never through the mapping.
 func (f *File) ReaderAt() io.ReaderAt { return f.ra }
 
 // Preamble returns the decoded preamble.
