@@ -183,3 +183,34 @@ func TestView(t *testing.T) {
 		t.Fatal("viewed F32 as float64")
 	}
 }
+
+// TestViewNamedType checks that a named element type views what its
+// underlying type views, and nothing else of the same size.
+func TestViewNamedType(t *testing.T) {
+	type weight float32
+	type count int32
+	path := filepath.Join(t.TempDir(), "m.swt")
+	write(t, path, []spec{
+		{name: "f", dt: format.F32, shape: []int64{1}, data: []byte{0, 0, 0x80, 0x3f}},
+		{name: "i", dt: format.I32, shape: []int64{1}, data: []byte{7, 0, 0, 0}},
+	})
+	f, err := decode.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ft, _ := f.Tensor("f")
+	it, _ := f.Tensor("i")
+	if v, err := decode.View[weight](ft); err != nil || v[0] != 1 {
+		t.Fatalf("weight view of F32: %v %v", v, err)
+	}
+	if v, err := decode.View[count](it); err != nil || v[0] != 7 {
+		t.Fatalf("count view of I32: %v %v", v, err)
+	}
+	if _, err := decode.View[weight](it); err == nil {
+		t.Fatal("viewed I32 as a float32-based type")
+	}
+	if _, err := decode.View[count](ft); err == nil {
+		t.Fatal("viewed F32 as an int32-based type")
+	}
+}

@@ -3,6 +3,7 @@ package decode
 import (
 	"encoding/binary"
 	"fmt"
+	"reflect"
 	"unsafe"
 
 	"github.com/safeweights/safeweights/format"
@@ -15,37 +16,37 @@ type Element interface {
 		~uint8 | ~uint16 | ~uint32 | ~uint64 | ~complex64 | ~complex128
 }
 
-// elementOK reports whether T can view dtype d.
+// elementOK reports whether T can view dtype d. It goes by T's underlying
+// kind, so a named type (type Weight float32) views exactly what its
+// underlying type views, and never a different type of the same size.
 func elementOK[T Element](d format.DType) bool {
-	var z T
-	switch any(z).(type) {
-	case float32:
+	switch reflect.TypeFor[T]().Kind() {
+	case reflect.Float32:
 		return d == format.F32
-	case float64:
+	case reflect.Float64:
 		return d == format.F64
-	case int8:
+	case reflect.Int8:
 		return d == format.I8
-	case int16:
+	case reflect.Int16:
 		return d == format.I16
-	case int32:
+	case reflect.Int32:
 		return d == format.I32
-	case int64:
+	case reflect.Int64:
 		return d == format.I64
-	case uint8:
+	case reflect.Uint8:
 		return d == format.U8 || d == format.Bool || d == format.F8E4M3 || d == format.F8E5M2
-	case uint16:
+	case reflect.Uint16:
 		return d == format.U16 || d == format.F16 || d == format.BF16
-	case uint32:
+	case reflect.Uint32:
 		return d == format.U32
-	case uint64:
+	case reflect.Uint64:
 		return d == format.U64
-	case complex64:
+	case reflect.Complex64:
 		return d == format.C64
-	case complex128:
+	case reflect.Complex128:
 		return d == format.C128
 	}
-	// A named type: compare sizes only through its underlying kind.
-	return int(unsafe.Sizeof(z)) == d.Size() && d != format.Bool
+	return false
 }
 
 var hostLittleEndian = func() bool {
@@ -84,6 +85,8 @@ func View[T Element](t *Tensor) ([]T, error) {
 // an unaligned buffer).
 func copyLE[T Element](out []T, b []byte, size int) {
 	le := binary.LittleEndian
+	// A complex64 is two float32 halves, each little-endian on its own.
+	complexPair := reflect.TypeFor[T]().Kind() == reflect.Complex64
 	p := unsafe.Pointer(&out[0])
 	for i := range out {
 		src := b[i*size : (i+1)*size]
@@ -96,7 +99,7 @@ func copyLE[T Element](out []T, b []byte, size int) {
 		case 4:
 			*(*uint32)(dst) = le.Uint32(src)
 		case 8:
-			if _, ok := any(out[0]).(complex64); ok {
+			if complexPair {
 				*(*uint32)(dst) = le.Uint32(src)
 				*(*uint32)(unsafe.Add(dst, 4)) = le.Uint32(src[4:])
 			} else {
