@@ -181,6 +181,41 @@ func WriteSync(dir string, src []byte, total int64) func(*testing.B) {
 	}
 }
 
+// BLAKE3Memory is the hash's ceiling for Encode: the same bytes (total
+// bytes, len(src) per tensor) cut into the default 4 MiB digest chunks and
+// hashed from memory with blake3.Sum256 on workers goroutines, with no I/O.
+func BLAKE3Memory(src []byte, total int64, workers int) func(*testing.B) {
+	return func(b *testing.B) {
+		const chunk = format.DefaultChunkSize
+		type job struct{ lo, hi int }
+		var jobs []job
+		for left := total; left > 0; {
+			n := min(left, int64(len(src)))
+			for lo := int64(0); lo < n; lo += chunk {
+				jobs = append(jobs, job{int(lo), int(min(lo+chunk, n))})
+			}
+			left -= n
+		}
+		b.SetBytes(total)
+		defer reportCPU(b)()
+		for b.Loop() {
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range workers {
+				wg.Go(func() {
+					for j := next.Add(1) - 1; j < int64(len(jobs)); j = next.Add(1) - 1 {
+						s := blake3.Sum256(src[jobs[j].lo:jobs[j].hi])
+						if s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 {
+							runtime.Gosched()
+						}
+					}
+				})
+			}
+			wg.Wait()
+		}
+	}
+}
+
 // Verify measures f.Verify over every tensor of an open file.
 func Verify(f *decode.File, workers int) func(*testing.B) {
 	return func(b *testing.B) {

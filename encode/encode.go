@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
@@ -198,6 +199,7 @@ type Writer struct {
 	err     error // sticky: once set, Close fails and removes the file
 	closed  bool
 	buf     []byte
+	off     int64 // the file's write position
 }
 
 // Create starts a file that Close will place at path.
@@ -229,7 +231,7 @@ func Create(path string, opts ...Option) (*Writer, error) {
 	w := &Writer{cfg: cfg, f: f, path: path, names: map[string]struct{}{}}
 	dataOff, _ := format.AlignUp(format.PreambleSize, cfg.alignment)
 	// The preamble is written last; reserve it and the padding now.
-	if _, err := f.Write(make([]byte, dataOff)); err != nil {
+	if err := w.write(make([]byte, dataOff)); err != nil {
 		w.Abort()
 		return nil, fmt.Errorf("encode: %w", err)
 	}
@@ -297,7 +299,7 @@ func (w *Writer) begin(name string, dt format.DType, shape []int64, opts []Tenso
 		off, _ = format.AlignUp(w.pos, w.cfg.alignment)
 	}
 	if pad := off - w.pos; pad > 0 {
-		if _, err := w.f.Write(make([]byte, pad)); err != nil {
+		if err := w.write(make([]byte, pad)); err != nil {
 			return nil, tc, 0, w.fail(fmt.Errorf("encode: %w", err))
 		}
 		w.pos = off
@@ -312,9 +314,27 @@ func (w *Writer) begin(name string, dt format.DType, shape []int64, opts []Tenso
 	return &e, tc, length, nil
 }
 
+// writeSegment is how much write hands to the kernel at a time before it
+// asks for writeback, so that the disk is busy from the first segment of a
+// large tensor rather than only once the whole tensor is in the page cache.
+const writeSegment = 8 << 20
+
+// write appends p to the file, from p itself: no intermediate copy.
+func (w *Writer) write(p []byte) error {
+	for len(p) > 0 {
+		n := min(len(p), writeSegment)
+		m, err := w.f.Write(p[:n])
+		w.off += int64(m)
+		if err != nil {
+			return err
+		}
+		startWriteback(w.f, w.off-int64(m), int64(m))
+		p = p[n:]
+	}
+	return nil
+}
+
 func (w *Writer) finish(e *format.TensorEntry, stored uint64, digests []byte) {
-	dataOff, _ := format.AlignUp(format.PreambleSize, w.cfg.alignment)
-	startWriteback(w.f, int64(dataOff+w.pos), int64(stored))
 	e.StoredLength = stored
 	e.Digests = digests
 	if e.Compression == format.None && e.Digests == nil {
@@ -345,7 +365,7 @@ func (w *Writer) Add(name string, dt format.DType, shape []int64, data []byte, o
 	var digests []byte
 	var wg sync.WaitGroup
 	wg.Go(func() { digests = hashChunks(w.cfg.digest, stored, w.cfg.chunkSize, w.cfg.workers, nil) })
-	_, werr := w.f.Write(stored)
+	werr := w.write(stored)
 	wg.Wait()
 	if werr != nil {
 		return w.fail(fmt.Errorf("encode: %w", werr))
@@ -373,10 +393,15 @@ func (w *Writer) AddFrom(name string, dt format.DType, shape []int64, r io.Reade
 			return w.fail(err)
 		}
 		e.Compression = format.Zstd
-		if _, err := w.f.Write(stored); err != nil {
-			return w.fail(fmt.Errorf("encode: %w", err))
+		var digests []byte
+		var wg sync.WaitGroup
+		wg.Go(func() { digests = hashChunks(w.cfg.digest, stored, w.cfg.chunkSize, w.cfg.workers, nil) })
+		werr := w.write(stored)
+		wg.Wait()
+		if werr != nil {
+			return w.fail(fmt.Errorf("encode: %w", werr))
 		}
-		w.finish(e, uint64(len(stored)), hashChunks(w.cfg.digest, stored, w.cfg.chunkSize, w.cfg.workers, nil))
+		w.finish(e, uint64(len(stored)), digests)
 		return nil
 	}
 	batch := w.cfg.chunkSize * uint64(max(2*w.cfg.workers, 4))
@@ -396,7 +421,7 @@ func (w *Writer) AddFrom(name string, dt format.DType, shape []int64, r io.Reade
 		}
 		var wg sync.WaitGroup
 		wg.Go(func() { digests = hashChunks(w.cfg.digest, buf, w.cfg.chunkSize, w.cfg.workers, digests) })
-		_, werr := w.f.Write(buf)
+		werr := w.write(buf)
 		wg.Wait()
 		if werr != nil {
 			return w.fail(fmt.Errorf("encode: %w", werr))
@@ -450,15 +475,18 @@ func compress(data []byte, level int) ([]byte, error) {
 }
 
 // hashChunks appends the digests of data's chunks to dst, hashing on up to
-// workers goroutines. data must start at a chunk boundary.
+// workers goroutines. data must start at a chunk boundary. Where there are
+// fewer chunks than workers, each chunk is itself hashed on several: a
+// model of small tensors has one chunk per tensor.
 func hashChunks(alg format.DigestAlgorithm, data []byte, chunk uint64, workers int, dst []byte) []byte {
 	n := int(format.NumChunks(uint64(len(data)), chunk))
 	base := len(dst)
 	dst = slices.Grow(dst, n*format.DigestSize)[:base+n*format.DigestSize]
+	parts := max(1, workers/max(n, 1))
 	sum := func(i int) {
 		lo := uint64(i) * chunk
 		hi := min(lo+chunk, uint64(len(data)))
-		d := alg.Sum(data[lo:hi])
+		d := alg.SumParallel(data[lo:hi], parts)
 		copy(dst[base+i*format.DigestSize:], d[:])
 	}
 	if workers <= 1 || n <= 1 {
@@ -467,15 +495,11 @@ func hashChunks(alg format.DigestAlgorithm, data []byte, chunk uint64, workers i
 		}
 		return dst
 	}
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	next := make(chan int, n)
-	for i := 0; i < n; i++ {
-		next <- i
-	}
-	close(next)
 	for range min(workers, n) {
 		wg.Go(func() {
-			for i := range next {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
 				sum(i)
 			}
 		})

@@ -35,8 +35,14 @@ func TestBLAKE3Sequential(t *testing.T) {
 		if n < 0 || n > len(data) {
 			continue
 		}
-		if got, want := blake3Sum256(data[:n]), blake3.Sum256(data[:n]); got != want {
+		want := blake3.Sum256(data[:n])
+		if got := blake3Sum256(data[:n]); got != want {
 			t.Fatalf("length %d: %x, want %x", n, got, want)
+		}
+		for _, parts := range []int{2, 3, 8} {
+			if got := BLAKE3.SumParallel(data[:n], parts); got != want {
+				t.Fatalf("length %d in %d parts: %x, want %x", n, parts, got, want)
+			}
 		}
 	}
 }
@@ -51,6 +57,13 @@ func BenchmarkBLAKE3Chunk(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			blake3Sum256(data)
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			BLAKE3.SumParallel(data, 2)
 		}
 	})
 	b.Run("library", func(b *testing.B) {
