@@ -152,15 +152,29 @@ func (v *fbv) u8(t table, slot int, name string) (uint8, error) {
 // validName reports whether b is a valid tensor name apart from its length:
 // non-empty UTF-8 without NUL (rule R15).
 func validName(b []byte) bool {
-	if len(b) == 0 || !utf8.Valid(b) {
+	if len(b) == 0 {
 		return false
 	}
-	for _, c := range b {
+	// Names are nearly always ASCII: one pass checks both rules for them.
+	for i, c := range b {
 		if c == 0 {
 			return false
 		}
+		if c >= utf8.RuneSelf {
+			rest := b[i:]
+			return utf8.Valid(rest) && indexZero(rest) < 0
+		}
 	}
 	return true
+}
+
+func indexZero(b []byte) int {
+	for i, c := range b {
+		if c == 0 {
+			return i
+		}
+	}
+	return -1
 }
 
 // CheckName reports whether name is a valid tensor name of at most maxLen
