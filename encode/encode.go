@@ -13,8 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -24,6 +22,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/safeweights/safeweights/format"
+	"github.com/safeweights/safeweights/internal/atomicfile"
 )
 
 // DefaultProducer is recorded as the producer unless WithProducer says otherwise.
@@ -191,15 +190,13 @@ func Attribute(key, value string) TensorOption {
 // Writer writes one file. It is not safe for concurrent use.
 type Writer struct {
 	cfg     config
-	f       *os.File
-	path    string
+	f       *atomicfile.File
 	pos     uint64 // end of written data, relative to the data region
 	tensors []format.TensorEntry
 	names   map[string]struct{}
 	err     error // sticky: once set, Close fails and removes the file
 	closed  bool
 	buf     []byte
-	off     int64 // the file's write position
 }
 
 // Create starts a file that Close will place at path.
@@ -218,17 +215,11 @@ func Create(path string, opts ...Option) (*Writer, error) {
 			return nil, err
 		}
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
-	// CreateTemp makes the file private; the result is an ordinary file.
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, fmt.Errorf("encode: %w", err)
-	}
-	w := &Writer{cfg: cfg, f: f, path: path, names: map[string]struct{}{}}
+	w := &Writer{cfg: cfg, f: f, names: map[string]struct{}{}}
 	dataOff, _ := format.AlignUp(format.PreambleSize, cfg.alignment)
 	// The preamble is written last; reserve it and the padding now.
 	if err := w.write(make([]byte, dataOff)); err != nil {
@@ -314,24 +305,11 @@ func (w *Writer) begin(name string, dt format.DType, shape []int64, opts []Tenso
 	return &e, tc, length, nil
 }
 
-// writeSegment is how much write hands to the kernel at a time before it
-// asks for writeback, so that the disk is busy from the first segment of a
-// large tensor rather than only once the whole tensor is in the page cache.
-const writeSegment = 8 << 20
-
-// write appends p to the file, from p itself: no intermediate copy.
+// write appends p to the file, from p itself: no intermediate copy. The
+// file starts the writeback of each 8 MiB segment as soon as it is written.
 func (w *Writer) write(p []byte) error {
-	for len(p) > 0 {
-		n := min(len(p), writeSegment)
-		m, err := w.f.Write(p[:n])
-		w.off += int64(m)
-		if err != nil {
-			return err
-		}
-		startWriteback(w.f, w.off-int64(m), int64(m))
-		p = p[n:]
-	}
-	return nil
+	_, err := w.f.Write(p)
+	return err
 }
 
 func (w *Writer) finish(e *format.TensorEntry, stored uint64, digests []byte) {
@@ -540,7 +518,7 @@ func (w *Writer) close() error {
 	}
 	p.HeaderOffset, _ = format.AlignUp(p.DataEnd(), format.HeaderAlignment)
 	if pad := p.HeaderOffset - p.DataEnd(); pad > 0 {
-		if _, err := w.f.Write(make([]byte, pad)); err != nil {
+		if err := w.write(make([]byte, pad)); err != nil {
 			return fmt.Errorf("encode: %w", err)
 		}
 	}
@@ -563,33 +541,17 @@ func (w *Writer) close() error {
 	if _, err := format.ParseHeader(hdr, &p, w.cfg.limits); err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	if _, err := w.f.Write(hdr); err != nil {
+	if err := w.write(hdr); err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
 	pre, _ := p.AppendBinary(nil)
 	if _, err := w.f.WriteAt(pre, 0); err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	if err := w.f.Sync(); err != nil {
+	if err := w.f.Commit(); err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	if err := w.f.Close(); err != nil {
-		return fmt.Errorf("encode: %w", err)
-	}
-	if err := os.Rename(w.f.Name(), w.path); err != nil {
-		return fmt.Errorf("encode: %w", err)
-	}
-	syncDir(filepath.Dir(w.path))
 	return nil
-}
-
-// syncDir makes a rename durable. Errors are ignored: some filesystems
-// cannot sync a directory, and the data itself is already synced.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // Abort discards the file. It is safe to call after Close.
@@ -598,7 +560,5 @@ func (w *Writer) Abort() error {
 		return nil
 	}
 	w.closed = true
-	name := w.f.Name()
-	w.f.Close()
-	return os.Remove(name)
+	return w.f.Abort()
 }

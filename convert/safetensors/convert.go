@@ -3,13 +3,12 @@ package safetensors
 import (
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/safeweights/safeweights/convert"
 	"github.com/safeweights/safeweights/decode"
 	"github.com/safeweights/safeweights/encode"
 	"github.com/safeweights/safeweights/format"
+	"github.com/safeweights/safeweights/internal/atomicfile"
 )
 
 // Convert converts the safetensors file src into the safeweights file dst.
@@ -76,37 +75,19 @@ func copyTensor(w io.Writer, f *decode.File, t *decode.Tensor) error {
 }
 
 // writeAtomic writes dst through a temporary file in the same directory,
-// synced and renamed into place (rule C4).
-func writeAtomic(dst string, fill func(w io.Writer) error) (err error) {
-	dir := filepath.Dir(dst)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp-*")
+// synced and renamed into place (rule C4), on the same write path as
+// encode: large writes start their writeback at once.
+func writeAtomic(dst string, fill func(w io.Writer) error) error {
+	tmp, err := atomicfile.Create(dst)
 	if err != nil {
 		return fmt.Errorf("safetensors: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = fill(tmp); err != nil {
+	if err := fill(tmp); err != nil {
+		tmp.Abort()
 		return err
 	}
-	if err = tmp.Sync(); err != nil {
+	if err := tmp.Commit(); err != nil {
 		return fmt.Errorf("safetensors: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), dst); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

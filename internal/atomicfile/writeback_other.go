@@ -1,6 +1,6 @@
 //go:build !linux
 
-package encode
+package atomicfile
 
 import "os"
 
