@@ -27,14 +27,15 @@ func isShardIndex(path string) bool {
 	if path == "-" {
 		return false
 	}
+	// Stat first: opening a FIFO for reading would block.
+	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+		return false
+	}
 	fh, err := os.Open(path)
 	if err != nil {
 		return false
 	}
 	defer fh.Close()
-	if st, err := fh.Stat(); err != nil || !st.Mode().IsRegular() {
-		return false
-	}
 	b := make([]byte, len(indexPrefix))
 	n, _ := fh.ReadAt(b, 0)
 	return bytes.Equal(b[:n], indexPrefix)
