@@ -21,8 +21,14 @@ import (
 // closes it. Remote sources plug in here.
 type Opener func(ctx context.Context, ref string) (io.ReaderAt, int64, error)
 
-// LocalOpener opens ref as a local regular file.
+// LocalOpener opens ref as a local regular file; anything else (a FIFO, a
+// device, a directory) is refused before it is opened, and again after.
 func LocalOpener(ctx context.Context, ref string) (io.ReaderAt, int64, error) {
+	if st, err := os.Stat(ref); err != nil {
+		return nil, 0, err
+	} else if !st.Mode().IsRegular() {
+		return nil, 0, fmt.Errorf("%s is not a regular file", ref)
+	}
 	fh, err := os.Open(ref)
 	if err != nil {
 		return nil, 0, err

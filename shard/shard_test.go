@@ -343,3 +343,10 @@ func TestResolve(t *testing.T) {
 		}
 	}
 }
+
+func TestLocalOpenerRefusesNonRegular(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := shard.LocalOpener(context.Background(), dir); err == nil {
+		t.Fatal("opened a directory")
+	}
+}
