@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/safeweights/safeweights/convert/npy"
+	"github.com/safeweights/safeweights/convert/safetensors"
 	"github.com/safeweights/safeweights/decode"
 	"github.com/safeweights/safeweights/shard"
 	"github.com/safeweights/safeweights/sign"
@@ -198,5 +201,84 @@ func extractIndex(e *env, path, name, out, all, spec, trusted string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "wrote %d tensors of %d shards to %s (index.json maps file names to tensor names)\n", len(files), m.NumShards(), clean(all))
+	return nil
+}
+
+// maxSourceIndex bounds the safetensors shard index that convert sniffs.
+const maxSourceIndex = 64 << 20
+
+// isSafetensorsIndex reports whether path is a sharded safetensors
+// checkpoint's index (model.safetensors.index.json), by its content.
+func isSafetensorsIndex(path string) bool {
+	st, err := os.Stat(path)
+	if err != nil || !st.Mode().IsRegular() || st.Size() > maxSourceIndex || st.Size() < 2 {
+		return false
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) > maxSourceIndex {
+		return false
+	}
+	_, err = safetensors.ParseIndex(b, safetensors.Options{})
+	return err == nil
+}
+
+// convertShardsIndexed converts a sharded safetensors checkpoint into one
+// .swt file per shard in the directory outDir and writes outDir/model.swtidx,
+// the shard index, signed with the key at keyPath when one is given.
+func convertShardsIndexed(e *env, in, outDir, modelID, keyPath string, jsonOut bool) error {
+	if modelID == "" {
+		modelID = filepath.Base(filepath.Dir(mustAbs(in)))
+	}
+	var signers []crypto.Signer
+	if keyPath != "" {
+		priv, err := loadPrivateKey(keyPath, "")
+		if err != nil {
+			return err
+		}
+		signers = append(signers, priv)
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	sp := e.newSpinner("convert")
+	reports, idx, err := safetensors.ConvertShardsIndexed(in, outDir, modelID, signers, "converted", safetensors.Options{})
+	sp.finish()
+	if err != nil {
+		return err
+	}
+	if jsonOut {
+		return writeJSON(e.stdout, map[string]any{"index": idx, "model_id": modelID, "signed": len(signers) > 0, "shards": reports})
+	}
+	for _, r := range reports {
+		printReport(e.stdout, r)
+	}
+	state := "unsigned: sign it with 'safeweights sign " + clean(idx) + " --key KEY'"
+	if len(signers) > 0 {
+		state = "signed"
+	}
+	fmt.Fprintf(e.stdout, "wrote shard index %s for model %s: %d shards, %s\n", clean(idx), clean(modelID), len(reports), state)
+	return nil
+}
+
+func mustAbs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// signIndex adds a signature by priv to the shard index at path.
+func signIndex(e *env, path string, priv ed25519.PrivateKey, comment string) error {
+	ix, err := shard.ReadIndex(context.Background(), path, shard.LocalOpener, shard.Limits{})
+	if err != nil {
+		return err
+	}
+	if err := ix.Sign(priv, comment, time.Now()); err != nil {
+		return err
+	}
+	if err := shard.WriteFile(path, ix); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "signed shard index %s with key %s\n", clean(path), sign.KeyIDOf(priv.Public().(ed25519.PublicKey)).Short())
 	return nil
 }
