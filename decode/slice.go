@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 
@@ -316,11 +317,23 @@ func (t *Tensor) SliceLength(s Slice) (int64, error) {
 	if err := s.Check(t.Shape); err != nil {
 		return 0, fmt.Errorf("tensor %q: %w", t.Name, err)
 	}
-	n := int64(t.DType.Size())
-	for _, r := range s {
-		n *= r.Len() // bounded by Length, which the header checked
+	// The header checked that the shape's byte length is Length; the
+	// fields are exported, so check again rather than trust them.
+	full, sl := uint64(t.DType.Size()), uint64(t.DType.Size())
+	for i, r := range s {
+		var hi, hi2 uint64
+		hi, full = bits.Mul64(full, uint64(t.Shape[i]))
+		hi2, sl = bits.Mul64(sl, uint64(r.Len()))
+		if hi != 0 || hi2 != 0 {
+			return 0, fmt.Errorf("decode: tensor %q: shape %v overflows", t.Name, t.Shape)
+		}
 	}
-	return n, nil
+	if full == 0 || t.DType.Size() == 0 || full != uint64(t.Length) {
+		if !(full == 0 && t.Length == 0 && t.DType.Size() > 0) {
+			return 0, fmt.Errorf("decode: tensor %q: shape %v of %s does not give its length %d", t.Name, t.Shape, t.DType, t.Length)
+		}
+	}
+	return int64(sl), nil
 }
 
 // ReadSlice returns the bytes of the slice s of t: the selected elements,
@@ -382,6 +395,9 @@ func (t *Tensor) readSlice(s Slice, dst []byte) error {
 			rs.advance()
 		}
 		return nil
+	}
+	if t.StoredLength != t.Length || t.index < 0 || t.index >= t.f.NumTensors() || len(t.digests) != t.NumChunks()*format.DigestSize {
+		return fmt.Errorf("decode: tensor %q: fields changed since the header was read", t.Name)
 	}
 	if t.f.cfg.verify == VerifyNone {
 		rs.reset()
