@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/safeweights/safeweights/format"
 )
@@ -344,7 +345,7 @@ func (t *Tensor) ReadSlice(s Slice) ([]byte, error) {
 		return nil, err
 	}
 	dst := make([]byte, n)
-	if err := t.readSlice(s, dst); err != nil {
+	if err := t.readSlice(s, dst, SliceOptions{}); err != nil {
 		return nil, err
 	}
 	return dst, nil
@@ -365,6 +366,21 @@ func (t *Tensor) ReadSlice(s Slice) ([]byte, error) {
 // File's mode) and then sliced: zstd frames cannot be entered in the middle.
 // On error dst may hold partial data and must not be used.
 func (t *Tensor) ReadSliceInto(s Slice, dst []byte) error {
+	return t.ReadSliceWith(s, dst, SliceOptions{})
+}
+
+// SliceOptions configure ReadSliceWith.
+type SliceOptions struct {
+	// Reads is the number of chunk reads a verified slice read keeps in
+	// flight (each up to 16 MiB, or one chunk when chunks are larger, of
+	// scratch memory): more hide the latency of a remote source and hash
+	// on several cores. 0 or 1: one at a time; at most 64. Scratch memory
+	// is at most Reads reads.
+	Reads int
+}
+
+// ReadSliceWith is ReadSliceInto with options.
+func (t *Tensor) ReadSliceWith(s Slice, dst []byte, opts SliceOptions) error {
 	n, err := t.SliceLength(s)
 	if err != nil {
 		return err
@@ -372,10 +388,13 @@ func (t *Tensor) ReadSliceInto(s Slice, dst []byte) error {
 	if int64(len(dst)) != n {
 		return fmt.Errorf("decode: tensor %q: buffer of %d bytes for a slice of %d", t.Name, len(dst), n)
 	}
-	return t.readSlice(s, dst)
+	if opts.Reads < 0 || opts.Reads > 64 {
+		return fmt.Errorf("decode: %d concurrent reads; want 0 to 64", opts.Reads)
+	}
+	return t.readSlice(s, dst, opts)
 }
 
-func (t *Tensor) readSlice(s Slice, dst []byte) error {
+func (t *Tensor) readSlice(s Slice, dst []byte, opts SliceOptions) error {
 	if t.f.closed.Load() {
 		return errClosed
 	}
@@ -412,7 +431,7 @@ func (t *Tensor) readSlice(s Slice, dst []byte) error {
 	if err := t.checkTrailingPadding(); err != nil {
 		return err
 	}
-	return t.readSliceVerified(rs, dst)
+	return t.readSliceVerified(rs, dst, opts.Reads)
 }
 
 // checkTrailingPadding checks the padding between the end of t's stored
@@ -432,78 +451,99 @@ func (t *Tensor) checkTrailingPadding() error {
 // several chunks (a whole chunk is read at once even when larger).
 const maxSliceRead = 16 << 20
 
-// chunkSpan is a run of consecutive chunks [lo, hi) that a slice touches.
-type chunkSpan struct{ lo, hi int64 }
+// chunkSpan is a run of consecutive chunks [lo, hi) that a slice touches;
+// run is the one run that touches them, or -1 when several do.
+type chunkSpan struct{ lo, hi, run, runOff int64 }
 
-func (t *Tensor) readSliceVerified(rs *runs, dst []byte) error {
+// sliceRead is one read of a slice: the stored bytes [lo, hi), whole
+// chunks, read into dst at dstOff when they lie inside one run (else -1,
+// into scratch).
+type sliceRead struct{ lo, hi, dstOff int64 }
+
+func (t *Tensor) readSliceVerified(rs *runs, dst []byte, workers int) error {
 	cs := t.f.ChunkSize()
 	// First pass: the chunks the runs touch, merged where they touch or
 	// overlap. At most one span per run and never more than the tensor's
 	// chunk count, which the header's digest list bounds.
 	var spans []chunkSpan
 	rs.reset()
-	for range rs.count {
+	for i := range rs.count {
 		off := rs.offset()
 		lo, hi := off/cs, (off+rs.runLen-1)/cs+1
 		if n := len(spans); n > 0 && lo <= spans[n-1].hi {
 			spans[n-1].hi = max(spans[n-1].hi, hi)
+			spans[n-1].run = -1
 		} else {
-			spans = append(spans, chunkSpan{lo, hi})
+			spans = append(spans, chunkSpan{lo, hi, i, off})
 		}
 		rs.advance()
 	}
 	perRead := max(1, maxSliceRead/cs)
+	var reads []sliceRead
 	var largest int64
 	for _, sp := range spans {
-		g := min(sp.hi-sp.lo, perRead)
-		largest = max(largest, min(g*cs, t.StoredLength-sp.lo*cs))
+		for g := sp.lo; g < sp.hi; g += perRead {
+			r := sliceRead{g * cs, min(min(g+perRead, sp.hi)*cs, t.StoredLength), -1}
+			if sp.run >= 0 && r.lo >= sp.runOff && r.hi <= sp.runOff+rs.runLen {
+				r.dstOff = sp.run*rs.runLen + r.lo - sp.runOff
+			} else {
+				largest = max(largest, r.hi-r.lo)
+			}
+			reads = append(reads, r)
+		}
 	}
-	var scratch []byte
+	workers = max(1, min(workers, len(reads)))
+	scratch := make([][]byte, workers)
 
-	// Second pass: read each group of chunks once, hash it where it
-	// landed, and copy out the parts of the runs it covers.
+	// Then, a window of up to workers reads at a time: each read once and
+	// hashed where it landed, in parallel; then, in order, the parts of the
+	// runs each covers are copied out of the verified buffers.
 	rs.reset()
 	run, runOff, runDone := int64(0), rs.offset(), int64(0)
-	for _, sp := range spans {
-		for g := sp.lo; g < sp.hi; g += perRead {
-			gLo := g * cs
-			gHi := min(min(g+perRead, sp.hi)*cs, t.StoredLength)
+	bufs := make([][]byte, workers)
+	errs := make([]error, workers)
+	for w0 := 0; w0 < len(reads); w0 += workers {
+		window := reads[w0:min(w0+workers, len(reads))]
+		fetch := func(i int) {
+			r := window[i]
 			var buf []byte
-			inPlace := gLo >= runOff && gHi <= runOff+rs.runLen
-			if inPlace {
-				d := run*rs.runLen + (gLo - runOff)
-				buf = dst[d : d+(gHi-gLo)]
+			if r.dstOff >= 0 {
+				buf = dst[r.dstOff : r.dstOff+(r.hi-r.lo)]
 			} else {
-				if scratch == nil {
-					scratch = make([]byte, largest)
+				if scratch[i] == nil {
+					scratch[i] = make([]byte, largest)
 				}
-				buf = scratch[:gHi-gLo]
+				buf = scratch[i][:r.hi-r.lo]
 			}
-			if err := t.f.readCopy(buf, t.Offset+gLo); err != nil {
-				return err
+			bufs[i], errs[i] = buf, t.fetchChunks(buf, r.lo)
+		}
+		if len(window) == 1 {
+			fetch(0)
+		} else {
+			var wg sync.WaitGroup
+			for i := range window {
+				wg.Go(func() { fetch(i) })
 			}
-			for c := g; c*cs < gHi; c++ {
-				lo := c*cs - gLo
-				hi := min((c+1)*cs, t.StoredLength) - gLo
-				if sum := t.f.pre.DigestAlgorithm.Sum(buf[lo:hi]); !bytes.Equal(sum[:], t.ChunkDigest(int(c))) {
-					return &format.FormatError{Kind: format.ErrDigest, Rule: "R26", Offset: t.Offset + c*cs,
-						Field: fmt.Sprintf("tensor %q chunk %d", t.Name, c), Reason: "stored bytes do not match the header"}
-				}
+			wg.Wait()
+		}
+		for i, r := range window {
+			if errs[i] != nil {
+				return errs[i]
 			}
-			// Copy out every run piece inside [gLo, gHi).
+			// Copy out every run piece inside [r.lo, r.hi).
 			for run < rs.count {
 				from := runOff + runDone
-				if from >= gHi {
+				if from >= r.hi {
 					break
 				}
-				to := min(runOff+rs.runLen, gHi)
-				if !inPlace {
+				to := min(runOff+rs.runLen, r.hi)
+				if r.dstOff < 0 {
 					d := run*rs.runLen + runDone
-					copy(dst[d:d+(to-from)], buf[from-gLo:to-gLo])
+					copy(dst[d:d+(to-from)], bufs[i][from-r.lo:to-r.lo])
 				}
 				runDone += to - from
 				if runDone < rs.runLen {
-					break // the run continues in the next group
+					break // the run continues in the next read
 				}
 				run++
 				runDone = 0
@@ -514,6 +554,24 @@ func (t *Tensor) readSliceVerified(rs *runs, dst []byte) error {
 	}
 	if run != rs.count {
 		panic("decode: slice runs not covered by their chunks") // an internal invariant
+	}
+	return nil
+}
+
+// fetchChunks reads the whole chunks of t's stored bytes starting at lo
+// into buf and checks each one's digest there (R26).
+func (t *Tensor) fetchChunks(buf []byte, lo int64) error {
+	cs := t.f.ChunkSize()
+	if err := t.f.readCopy(buf, t.Offset+lo); err != nil {
+		return err
+	}
+	for c := lo / cs; c*cs < lo+int64(len(buf)); c++ {
+		a := c*cs - lo
+		b := min((c+1)*cs, t.StoredLength) - lo
+		if sum := t.f.pre.DigestAlgorithm.Sum(buf[a:b]); !bytes.Equal(sum[:], t.ChunkDigest(int(c))) {
+			return &format.FormatError{Kind: format.ErrDigest, Rule: "R26", Offset: t.Offset + c*cs,
+				Field: fmt.Sprintf("tensor %q chunk %d", t.Name, c), Reason: "stored bytes do not match the header"}
+		}
 	}
 	return nil
 }

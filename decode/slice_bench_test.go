@@ -44,12 +44,14 @@ func benchSlice(b *testing.B, chunk int) {
 		b.Fatal(err)
 	}
 	for _, c := range []struct {
-		name string
-		s    decode.Slice
+		name  string
+		s     decode.Slice
+		reads int
 	}{
-		{"row", decode.Slice{{Start: n / 8, Stop: 2 * n / 8}, {Start: 0, Stop: n}}},
-		{"column", decode.Slice{{Start: 0, Stop: n}, {Start: n / 8, Stop: 2 * n / 8}}},
-		{"row-unaligned", decode.Slice{{Start: 100, Stop: 100 + n/8}, {Start: 0, Stop: n}}},
+		{"row", decode.Slice{{Start: n / 8, Stop: 2 * n / 8}, {Start: 0, Stop: n}}, 1},
+		{"column", decode.Slice{{Start: 0, Stop: n}, {Start: n / 8, Stop: 2 * n / 8}}, 1},
+		{"column-reads=4", decode.Slice{{Start: 0, Stop: n}, {Start: n / 8, Stop: 2 * n / 8}}, 4},
+		{"row-unaligned", decode.Slice{{Start: 100, Stop: 100 + n/8}, {Start: 0, Stop: n}}, 1},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			cr := &countingReader{r: bytes.NewReader(raw)}
@@ -63,7 +65,7 @@ func benchSlice(b *testing.B, chunk int) {
 			b.SetBytes(size)
 			cr.reset()
 			for b.Loop() {
-				if err := t.ReadSliceInto(c.s, dst); err != nil {
+				if err := t.ReadSliceWith(c.s, dst, decode.SliceOptions{Reads: c.reads}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -161,7 +161,7 @@ func TestSliceMatchesFullRead(t *testing.T) {
 					for i := range into {
 						into[i] = 0xa5 // canaries around the destination
 					}
-					if err := tt.ReadSliceInto(sl, into[8:8+len(want)]); err != nil {
+					if err := tt.ReadSliceWith(sl, into[8:8+len(want)], decode.SliceOptions{Reads: r.IntN(5)}); err != nil {
 						t.Fatal(err)
 					}
 					if !bytes.Equal(into[8:8+len(want)], want) || !bytes.Equal(into[:8], bytes.Repeat([]byte{0xa5}, 8)) || !bytes.Equal(into[8+len(want):], bytes.Repeat([]byte{0xa5}, 8)) {
@@ -324,9 +324,15 @@ func TestSliceReadsOnlyItsChunks(t *testing.T) {
 			tt := f.TensorAt(i)
 			for range 40 {
 				sl := randomSlice(r, s.shape)
+				n0, _ := tt.SliceLength(sl)
+				got := make([]byte, n0)
 				cr.reset()
-				got, err := tt.ReadSlice(sl)
-				if err != nil {
+				if r.IntN(2) == 0 {
+					// Several reads in flight fetch the same chunks.
+					if err := tt.ReadSliceWith(sl, got, decode.SliceOptions{Reads: 2 + r.IntN(3)}); err != nil {
+						t.Fatal(err)
+					}
+				} else if got, err = tt.ReadSlice(sl); err != nil {
 					t.Fatal(err)
 				}
 				if !bytes.Equal(got, refSlice(s.data, s.shape, 4, sl)) {
@@ -432,7 +438,9 @@ func TestSliceNeverReturnsChangedBytes(t *testing.T) {
 	var failed, ok int
 	for range 400 {
 		sl := randomSlice(r, shape)
-		got, err := tt.ReadSlice(sl)
+		n, _ := tt.SliceLength(sl)
+		got := make([]byte, n)
+		err := tt.ReadSliceWith(sl, got, decode.SliceOptions{Reads: r.IntN(4)})
 		if err != nil {
 			if !errors.Is(err, format.ErrDigest) {
 				t.Fatalf("[%v]: %v, want a digest error", sl, err)

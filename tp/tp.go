@@ -99,6 +99,7 @@ type Part struct {
 type Plan struct {
 	Rank, World int
 	Parts       []Part // in the order of Source.Names
+	reads       int
 }
 
 // Bytes is the total size of the rank's slices.
@@ -121,11 +122,18 @@ func (p *Plan) Bytes(src Source) (int64, error) {
 // An Option configures NewPlan.
 type Option func(*config)
 
-type config struct{ divisible bool }
+type config struct {
+	divisible bool
+	reads     int
+}
 
 // WithDivisible refuses to split a dimension that the world size does not
 // divide, as Megatron-LM and vLLM do.
 func WithDivisible() Option { return func(c *config) { c.divisible = true } }
+
+// WithReads sets how many chunk reads each slice read keeps in flight
+// (decode.SliceOptions.Reads): more hide a remote source's latency.
+func WithReads(n int) Option { return func(c *config) { c.reads = n } }
 
 // Split returns rank's range of a dimension of length n split over world
 // ranks: numpy.array_split's partition.
@@ -167,7 +175,7 @@ func NewPlan(src Source, rank, world int, layout Layout, opts ...Option) (*Plan,
 	if world < 1 || rank < 0 || rank >= world {
 		return nil, planError(fmt.Sprintf("rank %d of a world of %d", rank, world))
 	}
-	p := &Plan{Rank: rank, World: world}
+	p := &Plan{Rank: rank, World: world, reads: c.reads}
 	for _, name := range src.Names() {
 		t, err := src.Tensor(name)
 		if err != nil {
@@ -222,7 +230,7 @@ func (p *Plan) ReadInto(ctx context.Context, src Source, buf func(part Part, n i
 		if err != nil {
 			return err
 		}
-		if err := t.ReadSliceInto(part.Slice, dst); err != nil {
+		if err := t.ReadSliceWith(part.Slice, dst, decode.SliceOptions{Reads: p.reads}); err != nil {
 			return err
 		}
 	}

@@ -128,7 +128,7 @@ func TestEightRanks(t *testing.T) {
 				cr.mu.Lock()
 				cr.ranges = nil // what Open read is not the slices' cost
 				cr.mu.Unlock()
-				plan, err := tp.NewPlan(f, rank, world, lay.layout)
+				plan, err := tp.NewPlan(f, rank, world, lay.layout, tp.WithReads(rank%3))
 				if err != nil {
 					t.Fatal(err)
 				}
