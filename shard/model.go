@@ -224,8 +224,9 @@ func (m *Model) Shard(ctx context.Context, i int) (*decode.File, error) {
 		return ls.f, ls.err
 	}
 	ls.f, ls.closer, ls.err = m.openShard(ctx, &m.file.Index.Shards[i])
-	// A cancelled open may succeed later; any other failure is final.
-	if ls.err != nil && ctx.Err() != nil {
+	// A cancelled or failed read may succeed later; a shard that was read
+	// and rejected stays rejected.
+	if ls.err != nil && (ctx.Err() != nil || errors.Is(ls.err, format.ErrIO)) {
 		err := ls.err
 		ls.err = nil
 		return nil, err

@@ -262,6 +262,14 @@ func TestRejections(t *testing.T) {
 				if err := readAll(t, m); !errors.Is(err, fs.ErrNotExist) {
 					t.Fatalf("a dropped shard: %v, want fs.ErrNotExist too", err)
 				}
+				// A shard that comes back is read: a missing one is not
+				// remembered as bad.
+				defer func() {
+					copyFile(t, fx.paths[4], fx.paths[5]) // wrong content: now a digest error
+					if err := readAll(t, m); !errors.Is(err, format.ErrDigest) {
+						t.Fatalf("a shard that reappeared with other bytes: %v", err)
+					}
+				}()
 			}
 			if err := m.Verify(context.Background(), decode.VerifyOptions{}); !errors.Is(err, c.kind) {
 				t.Fatalf("Verify: got %v, want %s", err, c.kind.Name())
