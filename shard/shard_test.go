@@ -358,3 +358,43 @@ func TestLocalOpenerRefusesNonRegular(t *testing.T) {
 		t.Fatal("opened a directory")
 	}
 }
+
+func TestIndexLimitsAndTimestamps(t *testing.T) {
+	fx := makeModel(t, t.TempDir(), "acme/limits@1", 3, 4)
+	b, err := os.ReadFile(fx.index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := shard.ParseFile(b, shard.Limits{MaxShards: 2}); !errors.Is(err, format.ErrLimit) {
+		t.Errorf("3 shards under a limit of 2: %v", err)
+	}
+	if _, err := shard.ParseFile(b, shard.Limits{MaxTensors: 5}); !errors.Is(err, format.ErrLimit) {
+		t.Errorf("6 tensors under a limit of 5: %v", err)
+	}
+	f := parse(t, fx.index)
+	if err := f.Sign(fx.key, "before the epoch", time.Unix(-86400, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Signatures) != 1 {
+		t.Fatalf("re-signing with the same key left %d entries", len(f.Signatures))
+	}
+	g, err := shard.ParseFile(f.Marshal(), shard.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Signatures[0].Timestamp != -86400 {
+		t.Fatalf("timestamp %d", g.Signatures[0].Timestamp)
+	}
+	if _, err := g.Verify(fx.ring); err != nil {
+		t.Fatal(err)
+	}
+	// The signature covers the timestamp and the comment.
+	bad := bytes.Replace(f.Marshal(), []byte(`"timestamp":-86400`), []byte(`"timestamp":-86401`), 1)
+	h, err := shard.ParseFile(bad, shard.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Verify(fx.ring); !errors.Is(err, format.ErrSignature) {
+		t.Fatalf("a changed timestamp: %v", err)
+	}
+}
