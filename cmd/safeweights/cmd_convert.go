@@ -16,6 +16,7 @@ func init() {
 	var (
 		jsonOut, strict, optimizer bool
 		reportPath                 string
+		modelID, indexKey          string // shards.go
 	)
 	c := &command{
 		name:    "convert",
@@ -26,16 +27,25 @@ safetensors or .swt; never by its name), and writes OUT: a safetensors file
 when OUT ends in .safetensors, a .swt file otherwise. Code in the source
 (Julia closures, lowered code) is never run: it is dropped and listed in the
 report, as are optimiser state, GPU arrays without data and other non-weights.
-OUT appears only when the conversion succeeds.`,
+OUT appears only when the conversion succeeds.
+
+A sharded safetensors checkpoint, given by its model.safetensors.index.json,
+is converted into the directory OUT: one .swt file per shard and
+OUT/model.swtidx, the shard index that names each by its header digest
+(docs/SLICES.md), for the model --model-id, signed with --key when given
+(else sign it later with 'safeweights sign OUT/model.swtidx --key KEY').`,
 		example: `  safeweights convert model.bson model.swt
   safeweights convert --strict --report report.json checkpoint.jld2 model.swt
   safeweights convert model.safetensors model.swt
-  safeweights convert model.swt model.safetensors`,
+  safeweights convert model.swt model.safetensors
+  safeweights convert --model-id acme/llm@1 --key alice.key ckpt/model.safetensors.index.json out/`,
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&jsonOut, "json", false, "print the conversion report as JSON")
 			fs.StringVar(&reportPath, "report", "", "write the conversion report as JSON to `file`")
 			fs.BoolVar(&strict, "strict", false, "fail if the source contains serialized code")
 			fs.BoolVar(&optimizer, "include-optimizer", false, `keep optimiser state, under the "optimizer." prefix`)
+			fs.StringVar(&modelID, "model-id", "", "sharded safetensors: the model `id` of the shard index (default: IN's directory name)")
+			fs.StringVar(&indexKey, "key", "", "sharded safetensors: sign the shard index with this private `key`")
 		},
 	}
 	c.run = func(e *env, args []string) error {
@@ -46,6 +56,9 @@ OUT appears only when the conversion succeeds.`,
 		in, out := pos[0], pos[1]
 		if in == "-" || out == "-" {
 			return usageErrorf("convert: IN and OUT must be files").withHint("conversion maps the source and renames the output into place; standard input and output cannot do that")
+		}
+		if isSafetensorsIndex(in) { // shards.go
+			return convertShardsIndexed(e, in, out, modelID, indexKey, jsonOut)
 		}
 		opts := auto.Options{Options: convert.Options{Strict: strict, IncludeOptimizer: optimizer}}
 		sp := e.newSpinner("convert")

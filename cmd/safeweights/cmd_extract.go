@@ -12,10 +12,10 @@ import (
 )
 
 func init() {
-	var out, all string
+	var out, all, sliceSpec, trusted string
 	c := &command{
 		name:    "extract",
-		args:    "FILE NAME -o OUT.npy | FILE --all DIR",
+		args:    "FILE NAME [--slice SPEC] -o OUT.npy | FILE --all DIR",
 		summary: "write tensors of a .swt file as NumPy .npy files",
 		help: `Extract writes one tensor (NAME, to OUT.npy; "-o -" writes to standard
 output) or every tensor (--all DIR) of a .swt file as NumPy .npy files.
@@ -27,13 +27,24 @@ cannot leave DIR or name a device, and names that collide get a hash suffix.
 DIR/index.json maps each file back to its tensor name.
 
 NumPy has no BF16 or F8 types: those tensors are written as unsigned
-integers of the same width (view them with ml_dtypes), and a note says so.`,
+integers of the same width (view them with ml_dtypes), and a note says so.
+
+--slice SPEC writes only a slice of NAME, in NumPy's syntax ("0:128,:",
+":,5:9", "-1"; no steps): only the digest chunks the slice touches are
+read, and each is verified. FILE may also be a shard index (.swtidx): the
+tensor is read from its shard, which is checked against the index first.
+With --trusted a trusted signature (of the file, or of the index) is
+required before any byte is written.`,
 		example: `  safeweights extract model.swt model.layers.1.weight -o w1.npy
   safeweights extract model.swt model.layers.1.bias -o - | python3 -c 'import numpy,sys,io; print(numpy.load(io.BytesIO(sys.stdin.buffer.read())))'
-  safeweights extract model.swt --all weights/`,
+  safeweights extract model.swt --all weights/
+  safeweights extract model.swt embed.weight --slice 0:1024,: -o part.npy
+  safeweights extract model.swtidx lm_head.weight --slice :,0:4096 --trusted alice.pub -o head.npy`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&out, "o", "", "output `file` for one tensor (\"-\": standard output)")
 			fs.StringVar(&all, "all", "", "write every tensor into `dir`")
+			fs.StringVar(&sliceSpec, "slice", "", "write only this slice of NAME, in NumPy `syntax` (0:128,:)") // slice.go
+			fs.StringVar(&trusted, "trusted", "", "require a signature by one of these public keys (a PEM `file` or directory)")
 		},
 	}
 	c.run = func(e *env, args []string) error {
@@ -46,8 +57,17 @@ integers of the same width (view them with ml_dtypes), and a note says so.`,
 			return usageErrorf("extract: --all takes FILE only, without NAME or -o").withHint("usage: safeweights extract " + c.args)
 		case all == "" && (len(pos) != 2 || out == ""):
 			return usageErrorf("extract: need FILE NAME -o OUT.npy, or FILE --all DIR").withHint("usage: safeweights extract " + c.args)
+		case all != "" && sliceSpec != "":
+			return usageErrorf("extract: --slice takes one tensor, not --all").withHint("usage: safeweights extract " + c.args)
 		}
-		f, err := openSWT(e, pos[0], false, decode.WithVerify(decode.VerifyLazy))
+		if isShardIndex(pos[0]) { // shards.go
+			return extractIndex(e, pos[0], pos[len(pos)-1], out, all, sliceSpec, trusted)
+		}
+		dopts, err := extractOptions(trusted) // slice.go
+		if err != nil {
+			return err
+		}
+		f, err := openSWT(e, pos[0], false, dopts...)
 		if err != nil {
 			return err
 		}
@@ -56,6 +76,9 @@ integers of the same width (view them with ml_dtypes), and a note says so.`,
 			t, err := f.Tensor(pos[1])
 			if err != nil {
 				return err
+			}
+			if sliceSpec != "" { // slice.go
+				return extractSlice(e, t, sliceSpec, out)
 			}
 			data, err := t.Bytes()
 			if err != nil {

@@ -38,6 +38,9 @@ it checks the header completely, but not the data digests or signatures
 		if done {
 			return err
 		}
+		if isShardIndex(pos[0]) { // shards.go
+			return inspectIndex(e, pos[0], jsonOut)
+		}
 		f, err := openSWT(e, pos[0], true)
 		if err != nil {
 			return err

@@ -162,6 +162,9 @@ KEY is a PEM private key from 'safeweights keygen' or 'openssl genpkey
 		if err != nil {
 			return err
 		}
+		if isShardIndex(pos[0]) { // shards.go
+			return signIndex(e, pos[0], priv, comment)
+		}
 		sp := e.newSpinner("sign")
 		err = sign.Sign(pos[0], priv, sign.SignOptions{Comment: comment, Detached: detached})
 		sp.finish()

@@ -44,6 +44,9 @@ FILE "-" reads standard input (at most 1 GiB).`,
 		if done {
 			return err
 		}
+		if isShardIndex(pos[0]) { // shards.go
+			return verifyIndex(e, pos[0], trusted, jsonOut)
+		}
 		var kr *sign.KeyRing
 		if trusted != "" {
 			if kr, err = sign.LoadKeyRing(trusted); err != nil {

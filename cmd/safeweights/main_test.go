@@ -24,9 +24,11 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"mkswt":  cmdMkswt,
-			"flip":   cmdFlip,
-			"append": cmdAppend,
+			"mkswt":     cmdMkswt,
+			"flip":      cmdFlip,
+			"append":    cmdAppend,
+			"mkshards":  cmdMkshards,  // shards_test.go
+			"replacein": cmdReplaceIn, // shards_test.go
 		},
 		RequireExplicitExec: true,
 	})
