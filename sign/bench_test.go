@@ -2,6 +2,7 @@ package sign_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -39,7 +40,7 @@ func BenchmarkHeaderSignature(b *testing.B) {
 	signFile(b, path, key(1), "bench", false)
 	raw := readFile(b, path)
 	kr := ring(b, key(1))
-	opts := sign.VerifyOptions{UnsafeSkipDataDigests: true}
+	opts := sign.WithUnsafeSkipDataDigests()
 	b.Run("open+verify", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := verifyBytes(raw, kr, opts); err != nil {
@@ -53,7 +54,7 @@ func BenchmarkHeaderSignature(b *testing.B) {
 			b.Fatal(err)
 		}
 		for b.Loop() {
-			if _, err := sign.Verify(f, kr, opts); err != nil {
+			if _, err := sign.Verify(context.Background(), f, kr, opts); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -121,7 +122,7 @@ func BenchmarkFullVerify(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := sign.Verify(g, kr, sign.VerifyOptions{}); err != nil {
+			if _, err := sign.Verify(context.Background(), g, kr); err != nil {
 				b.Fatal(err)
 			}
 			g.Close()

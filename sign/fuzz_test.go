@@ -60,14 +60,14 @@ func FuzzSignatureBlock(f *testing.F) {
 			t.Fatalf("re-encoding differs:\n%x\n%x", re, b)
 		}
 		file := append(slices.Clone(unsigned), b...)
-		res, verr := verifyBytes(file, kr, sign.VerifyOptions{})
+		res, verr := verifyBytes(file, kr)
 		if verr == nil {
 			if err != nil || !res.DataVerified || len(res.Trusted) != 1 {
 				t.Fatalf("verified with block error %v, result %+v", err, res)
 			}
 		}
 		// The same bytes as a detached block.
-		if _, derr := verifyBytes(unsigned, kr, sign.VerifyOptions{Detached: b}); derr == nil && err != nil {
+		if _, derr := verifyBytes(unsigned, kr, sign.WithDetachedSignature(b)); derr == nil && err != nil {
 			t.Fatalf("detached block verified though it does not parse: %v", err)
 		}
 	})

@@ -2,6 +2,7 @@ package sign_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"os"
 	"path/filepath"
@@ -75,19 +76,27 @@ func smallFileSeed(t testing.TB, dir string, digest format.DigestAlgorithm, seed
 
 func signFile(t testing.TB, path string, k ed25519.PrivateKey, comment string, detached bool) {
 	t.Helper()
-	if err := sign.Sign(path, k, sign.SignOptions{Comment: comment, Timestamp: ts0, Detached: detached}); err != nil {
+	if err := sign.Sign(context.Background(), path, k, signOpts(comment, detached)...); err != nil {
 		t.Fatal(err)
 	}
 }
 
+func signOpts(comment string, detached bool) []sign.SignOption {
+	opts := []sign.SignOption{sign.WithComment(comment), sign.WithTimestamp(ts0)}
+	if detached {
+		opts = append(opts, sign.WithDetached())
+	}
+	return opts
+}
+
 // verifyBytes opens b in memory and runs full verification.
-func verifyBytes(b []byte, kr *sign.KeyRing, opts sign.VerifyOptions) (*sign.Result, error) {
+func verifyBytes(b []byte, kr *sign.KeyRing, opts ...sign.VerifyOption) (*sign.Result, error) {
 	f, err := decode.NewReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return sign.Verify(f, kr, opts)
+	return sign.Verify(context.Background(), f, kr, opts...)
 }
 
 func readFile(t testing.TB, path string) []byte {

@@ -168,7 +168,7 @@ func TestOpenSSL(t *testing.T) {
 	path := smallFile(t, dir, 1)
 	signFile(t, path, priv, "openssl key", false)
 	kr, _ := sign.NewKeyRing(pub)
-	if _, err := verifyBytes(readFile(t, path), kr, sign.VerifyOptions{}); err != nil {
+	if _, err := verifyBytes(readFile(t, path), kr); err != nil {
 		t.Fatal(err)
 	}
 

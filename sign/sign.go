@@ -32,19 +32,37 @@ import (
 	"github.com/safeweights/safeweights/format"
 )
 
-// SignOptions configure Sign.
-type SignOptions struct {
-	// Comment is a signed free-text note (who signs and why), at most
-	// format.MaxCommentLength bytes of UTF-8.
-	Comment string
-	// Timestamp is the signed signing time; the zero value means now.
-	Timestamp time.Time
-	// Detached writes the signature to path+".sig" (DetachedPath) and
-	// leaves the file untouched.
-	Detached bool
-	// Limits are the limits used to read the file; zero fields keep their
-	// defaults.
-	Limits format.Limits
+// A SignOption configures Sign.
+type SignOption func(*signConfig)
+
+type signConfig struct {
+	comment   string
+	timestamp time.Time
+	detached  bool
+	limits    format.Limits
+	progress  func(done, total int64)
+}
+
+// WithComment adds a signed free-text note (who signs and why), at most
+// format.MaxCommentLength bytes of UTF-8.
+func WithComment(comment string) SignOption { return func(c *signConfig) { c.comment = comment } }
+
+// WithTimestamp sets the signed signing time; without it, or with the zero
+// time, the signing time is now.
+func WithTimestamp(t time.Time) SignOption { return func(c *signConfig) { c.timestamp = t } }
+
+// WithDetached writes the signature to path+".sig" (DetachedPath) and leaves
+// the file untouched.
+func WithDetached() SignOption { return func(c *signConfig) { c.detached = true } }
+
+// WithLimits sets the limits used to read the file; zero fields keep their
+// defaults.
+func WithLimits(lim format.Limits) SignOption { return func(c *signConfig) { c.limits = lim } }
+
+// WithProgress has fn called with the stored bytes checked so far and the
+// total while Sign checks every digest of the file, from any goroutine.
+func WithProgress(fn func(done, total int64)) SignOption {
+	return func(c *signConfig) { c.progress = fn }
 }
 
 // DetachedPath is the path of the detached signature of the file at path.
@@ -67,19 +85,25 @@ func DetachedPath(path string) string { return path + ".sig" }
 // check whatever the file's size. A crash during this step can leave the file
 // unsigned or with a partial block, never with changed data; signing again
 // (after RemoveSignatures for a partial block) repairs it.
-func Sign(path string, signer crypto.Signer, opts SignOptions) error {
+//
+// ctx cancels the digest check, the long part of signing a large file.
+func Sign(ctx context.Context, path string, signer crypto.Signer, options ...SignOption) error {
+	var opts signConfig
+	for _, o := range options {
+		o(&opts)
+	}
 	pub, ok := signer.Public().(ed25519.PublicKey)
 	if !ok || len(pub) != ed25519.PublicKeySize {
 		return fmt.Errorf("%w: signer's public key is %T, want ed25519.PublicKey", ErrKey, signer.Public())
 	}
-	if len(opts.Comment) > format.MaxCommentLength || !utf8.ValidString(opts.Comment) {
+	if len(opts.comment) > format.MaxCommentLength || !utf8.ValidString(opts.comment) {
 		return fmt.Errorf("sign: comment must be at most %d bytes of UTF-8", format.MaxCommentLength)
 	}
-	lim := opts.Limits.WithDefaults()
+	lim := opts.limits.WithDefaults()
 	if err := lim.Validate(); err != nil {
 		return err
 	}
-	ts := opts.Timestamp
+	ts := opts.timestamp
 	if ts.IsZero() {
 		ts = time.Now()
 	}
@@ -87,7 +111,7 @@ func Sign(path string, signer crypto.Signer, opts SignOptions) error {
 	// One descriptor serves the check and the write, so the file checked is
 	// the file signed even if the path is replaced meanwhile.
 	flag := os.O_RDWR
-	if opts.Detached {
+	if opts.detached {
 		flag = os.O_RDONLY
 	}
 	fh, err := os.OpenFile(path, flag, 0)
@@ -106,7 +130,7 @@ func Sign(path string, signer crypto.Signer, opts SignOptions) error {
 	if err != nil {
 		return fmt.Errorf("sign: refusing to sign %s: %w", path, err)
 	}
-	if err := f.Verify(context.Background(), decode.VerifyOptions{}); err != nil {
+	if err := f.Verify(ctx, decode.VerifyOptions{Progress: opts.progress}); err != nil {
 		return fmt.Errorf("sign: refusing to sign %s: %w", path, err)
 	}
 
@@ -114,7 +138,7 @@ func Sign(path string, signer crypto.Signer, opts SignOptions) error {
 		Algorithm: format.Ed25519,
 		KeyID:     KeyIDOf(pub),
 		Timestamp: ts.Unix(),
-		Comment:   opts.Comment,
+		Comment:   opts.comment,
 	}
 	msg := format.SignedMessage(f.PreambleBytes(), &e)
 	e.Signature, err = signer.Sign(rand.Reader, msg, crypto.Hash(0))
@@ -126,7 +150,7 @@ func Sign(path string, signer crypto.Signer, opts SignOptions) error {
 	}
 
 	var old []format.SignatureEntry
-	if opts.Detached {
+	if opts.detached {
 		if b, err := readDetached(DetachedPath(path), lim); err == nil {
 			if old, err = format.ParseSignatureBlock(b, 0, lim); err != nil {
 				return fmt.Errorf("sign: %s: %w", DetachedPath(path), err)
@@ -146,7 +170,7 @@ func Sign(path string, signer crypto.Signer, opts SignOptions) error {
 	}
 	block := format.AppendSignatureBlock(nil, entries)
 
-	if opts.Detached {
+	if opts.detached {
 		return writeAtomic(DetachedPath(path), block)
 	}
 	// Truncate first: a crash between the two steps leaves a valid unsigned
@@ -215,7 +239,7 @@ func readDetached(path string, lim format.Limits) ([]byte, error) {
 
 // ReadDetached reads the detached signature of the file at path
 // (DetachedPath(path)), bounded by the default limits, for
-// VerifyOptions.Detached.
+// WithDetachedSignature.
 func ReadDetached(path string) ([]byte, error) {
 	return readDetached(DetachedPath(path), format.DefaultLimits())
 }
@@ -261,21 +285,44 @@ func RemoveSignatures(path string) error {
 	return fh.Close()
 }
 
-// VerifyOptions configure Verify.
-type VerifyOptions struct {
-	// Detached is a detached signature block (the bytes of FILE.swt.sig).
-	// Its entries are considered together with the file's own.
-	Detached []byte
-	// RequireAll requires a valid signature by every key of the trusted
-	// ring, not just one (a producer and an auditor, say).
-	RequireAll bool
-	// UnsafeSkipDataDigests skips the check of every chunk digest and all
-	// padding. The signature then vouches for the header only; the data is
-	// whatever the file holds until someone checks it (decode's lazy mode
-	// does, on access).
-	UnsafeSkipDataDigests bool
-	// Workers is the number of hashing goroutines; 0 means GOMAXPROCS.
-	Workers int
+// A VerifyOption configures Verify and Require.
+type VerifyOption func(*verifyConfig)
+
+type verifyConfig struct {
+	detached    []byte
+	hasDetached bool
+	requireAll  bool
+	skipData    bool
+	workers     int
+	progress    func(done, total int64)
+}
+
+// WithDetachedSignature has Verify consider the entries of a detached
+// signature block (the bytes of FILE.swt.sig, see ReadDetached) together with
+// the file's own. Given to Require, it replaces the policy's look-up of the
+// detached file beside the opened one; a nil block turns that look-up off.
+func WithDetachedSignature(block []byte) VerifyOption {
+	return func(c *verifyConfig) { c.detached, c.hasDetached = block, true }
+}
+
+// WithRequireAll requires a valid signature by every key of the trusted
+// ring, not just one (a producer and an auditor, say).
+func WithRequireAll() VerifyOption { return func(c *verifyConfig) { c.requireAll = true } }
+
+// WithUnsafeSkipDataDigests skips the check of every chunk digest and all
+// padding. The signature then vouches for the header only; the data is
+// whatever the file holds until someone checks it (decode's lazy mode does,
+// on access). Require ignores it: the policy leaves the data to decode's
+// verify mode.
+func WithUnsafeSkipDataDigests() VerifyOption { return func(c *verifyConfig) { c.skipData = true } }
+
+// WithWorkers sets the number of hashing goroutines; 0 means GOMAXPROCS.
+func WithWorkers(n int) VerifyOption { return func(c *verifyConfig) { c.workers = n } }
+
+// WithVerifyProgress has fn called with the stored bytes checked so far and
+// the total while Verify checks the data digests, from any goroutine.
+func WithVerifyProgress(fn func(done, total int64)) VerifyOption {
+	return func(c *verifyConfig) { c.progress = fn }
 }
 
 // Signer describes one signature entry that Verify saw.
@@ -306,28 +353,31 @@ type Result struct {
 }
 
 // Verify checks the signatures of f against the trusted keys, then, unless
-// opts.UnsafeSkipDataDigests, every chunk digest and all padding (spec/
+// WithUnsafeSkipDataDigests, every chunk digest and all padding (spec/
 // SIGNATURES.md section 8). It succeeds only if at least one (RequireAll:
-// every) trusted key signed f. Errors wrap format.ErrNoSignature (no trusted
+// every) trusted key signed f. ctx cancels the data check. Errors wrap format.ErrNoSignature (no trusted
 // key, or no signature by one), format.ErrSignature (an entry of a trusted
 // key that does not verify), format.ErrSignatureBlock (a malformed detached
 // block), or the data's kinds (format.ErrDigest, format.ErrPadding).
-func Verify(f *decode.File, trusted *KeyRing, opts VerifyOptions) (*Result, error) {
-	return VerifyContext(context.Background(), f, trusted, opts)
+func Verify(ctx context.Context, f *decode.File, trusted *KeyRing, options ...VerifyOption) (*Result, error) {
+	var opts verifyConfig
+	for _, o := range options {
+		o(&opts)
+	}
+	return verify(ctx, f, trusted, &opts)
 }
 
-// VerifyContext is Verify with a context that can cancel the data check.
-func VerifyContext(ctx context.Context, f *decode.File, trusted *KeyRing, opts VerifyOptions) (*Result, error) {
+func verify(ctx context.Context, f *decode.File, trusted *KeyRing, opts *verifyConfig) (*Result, error) {
 	if trusted.Len() == 0 {
 		return nil, format.Errorf(format.ErrNoSignature, "V1", -1, "trusted keys", "none given: nothing can verify")
 	}
 	_, entries := f.SignatureBlock()
 	nOwn := len(entries)
-	if opts.Detached != nil {
-		if len(opts.Detached) < 8 || [8]byte(opts.Detached[:8]) != format.SignatureMagic {
+	if opts.detached != nil {
+		if len(opts.detached) < 8 || [8]byte(opts.detached[:8]) != format.SignatureMagic {
 			return nil, format.Errorf(format.ErrSignatureBlock, "V3", 0, "detached signature", "not a signature block")
 		}
-		det, err := format.ParseSignatureBlock(opts.Detached, 0, format.DefaultLimits())
+		det, err := format.ParseSignatureBlock(opts.detached, 0, format.DefaultLimits())
 		if err != nil {
 			return nil, fmt.Errorf("sign: detached signature: %w", err)
 		}
@@ -362,7 +412,7 @@ func VerifyContext(ctx context.Context, f *decode.File, trusted *KeyRing, opts V
 	if len(res.Trusted) == 0 {
 		return nil, format.Errorf(format.ErrNoSignature, "V6", -1, "signatures", "no entry is an Ed25519 signature by a trusted key")
 	}
-	if opts.RequireAll {
+	if opts.requireAll {
 		for _, id := range trusted.IDs() {
 			if !slices.Contains(res.Trusted, id) {
 				return nil, format.Errorf(format.ErrNoSignature, "V6", -1, "signatures", "trusted key "+id.Short()+" did not sign")
@@ -370,10 +420,10 @@ func VerifyContext(ctx context.Context, f *decode.File, trusted *KeyRing, opts V
 		}
 	}
 	res.HeaderVerified = true
-	if opts.UnsafeSkipDataDigests {
+	if opts.skipData {
 		return res, nil
 	}
-	if err := f.Verify(ctx, decode.VerifyOptions{Workers: opts.Workers}); err != nil {
+	if err := f.Verify(ctx, decode.VerifyOptions{Workers: opts.workers, Progress: opts.progress}); err != nil {
 		return nil, err
 	}
 	res.DataVerified = true
@@ -384,17 +434,35 @@ func VerifyContext(ctx context.Context, f *decode.File, trusted *KeyRing, opts V
 // any tensor:
 //
 //	f, err := decode.Open(path, decode.WithPolicy(sign.Require(kr)), decode.WithVerify(decode.VerifyLazy))
+//
+// Like the command line, the policy considers the detached signature
+// FILE.swt.sig beside a file opened by path, when there is one, together
+// with the file's own signatures; a detached file that cannot be read or
+// parsed fails the policy.
 type Policy struct {
 	Trusted *KeyRing
-	// Detached and RequireAll are as in VerifyOptions.
-	Detached   []byte
+	// Detached is a detached signature block to consider instead of the
+	// file beside the opened one (see WithDetachedSignature).
+	Detached []byte
+	// NoDetachedFile turns off the look-up of FILE.swt.sig when Detached
+	// is nil: only the file's own signatures count.
+	NoDetachedFile bool
+	// RequireAll is as WithRequireAll.
 	RequireAll bool
 	// OnVerified, if set, receives what the policy established.
 	OnVerified func(*Result)
 }
 
-// Require returns a Policy trusting trusted.
-func Require(trusted *KeyRing) *Policy { return &Policy{Trusted: trusted} }
+// Require returns a Policy trusting trusted. WithDetachedSignature and
+// WithRequireAll apply to it; the data-check options do not, as decode's
+// verify mode governs the data.
+func Require(trusted *KeyRing, options ...VerifyOption) *Policy {
+	var c verifyConfig
+	for _, o := range options {
+		o(&c)
+	}
+	return &Policy{Trusted: trusted, Detached: c.detached, NoDetachedFile: c.hasDetached, RequireAll: c.requireAll}
+}
 
 // MinVerify implements decode.MinVerifier: a file opened under the policy
 // checks each tensor's digests before returning its bytes, at least lazily.
@@ -405,7 +473,17 @@ func (p *Policy) MinVerify() decode.VerifyMode { return decode.VerifyLazy }
 // unchecked tensor byte can be returned; called directly on a file opened
 // with decode.VerifyNone, Check verifies every digest itself.
 func (p *Policy) Check(f *decode.File) error {
-	res, err := Verify(f, p.Trusted, VerifyOptions{Detached: p.Detached, RequireAll: p.RequireAll, UnsafeSkipDataDigests: true})
+	opts := verifyConfig{detached: p.Detached, requireAll: p.RequireAll, skipData: true}
+	if opts.detached == nil && !p.NoDetachedFile && f.Path() != "" {
+		b, err := readDetached(DetachedPath(f.Path()), format.DefaultLimits())
+		switch {
+		case err == nil:
+			opts.detached = b
+		case !errors.Is(err, os.ErrNotExist):
+			return err
+		}
+	}
+	res, err := verify(context.Background(), f, p.Trusted, &opts)
 	if err != nil {
 		return err
 	}

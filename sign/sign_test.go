@@ -2,6 +2,7 @@ package sign_test
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ed25519"
 	"encoding/binary"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/safeweights/safeweights/decode"
@@ -32,7 +34,7 @@ func TestSingleSignature(t *testing.T) {
 	if !bytes.Equal(b[:len(unsigned)], unsigned) {
 		t.Fatal("signing changed bytes before the signature block")
 	}
-	res, err := verifyBytes(b, ring(t, key(1)), sign.VerifyOptions{})
+	res, err := verifyBytes(b, ring(t, key(1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +45,7 @@ func TestSingleSignature(t *testing.T) {
 	if s := res.Signers[0]; s.Comment != "producer" || !s.Timestamp.Equal(ts0) || !s.Trusted || s.Algorithm != format.Ed25519 {
 		t.Fatalf("signer %+v", s)
 	}
-	res, err = verifyBytes(b, ring(t, key(1)), sign.VerifyOptions{UnsafeSkipDataDigests: true})
+	res, err = verifyBytes(b, ring(t, key(1)), sign.WithUnsafeSkipDataDigests())
 	if err != nil || res.DataVerified || !res.HeaderVerified {
 		t.Fatalf("skip data: %+v %v", res, err)
 	}
@@ -60,16 +62,16 @@ func TestMultipleSignatures(t *testing.T) {
 	if len(entries) != 3 || entries[2].Comment != "converter again" {
 		t.Fatalf("entries %+v", entries)
 	}
-	res, err := verifyBytes(b, ring(t, key(2), key(3)), sign.VerifyOptions{RequireAll: true})
+	res, err := verifyBytes(b, ring(t, key(2), key(3)), sign.WithRequireAll())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Trusted) != 2 || len(res.Signers) != 3 || res.Signers[0].Trusted {
 		t.Fatalf("result %+v", res)
 	}
-	_, err = verifyBytes(b, ring(t, key(2), key(4)), sign.VerifyOptions{RequireAll: true})
+	_, err = verifyBytes(b, ring(t, key(2), key(4)), sign.WithRequireAll())
 	wantKind(t, err, format.ErrNoSignature)
-	if _, err := verifyBytes(b, ring(t, key(2), key(4)), sign.VerifyOptions{}); err != nil {
+	if _, err := verifyBytes(b, ring(t, key(2), key(4))); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -96,20 +98,20 @@ func TestDetached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := verifyBytes(before, ring(t, key(2)), sign.VerifyOptions{Detached: det})
+	res, err := verifyBytes(before, ring(t, key(2)), sign.WithDetachedSignature(det))
 	if err != nil || !res.Signers[1].Detached || !res.DataVerified {
 		t.Fatalf("%+v %v", res, err)
 	}
-	_, err = verifyBytes(before, ring(t, key(2)), sign.VerifyOptions{})
+	_, err = verifyBytes(before, ring(t, key(2)))
 	wantKind(t, err, format.ErrNoSignature)
-	_, err = verifyBytes(before, ring(t, key(2)), sign.VerifyOptions{Detached: det[:len(det)-1]})
+	_, err = verifyBytes(before, ring(t, key(2)), sign.WithDetachedSignature(det[:len(det)-1]))
 	wantKind(t, err, format.ErrSignatureBlock)
-	_, err = verifyBytes(before, ring(t, key(2)), sign.VerifyOptions{Detached: []byte("garbage")})
+	_, err = verifyBytes(before, ring(t, key(2)), sign.WithDetachedSignature([]byte("garbage")))
 	wantKind(t, err, format.ErrSignatureBlock)
 
 	// A detached signature of another file is a bad signature.
 	other := smallFile(t, t.TempDir(), format.SHA256)
-	_, err = verifyBytes(readFile(t, other), ring(t, key(2)), sign.VerifyOptions{Detached: det})
+	_, err = verifyBytes(readFile(t, other), ring(t, key(2)), sign.WithDetachedSignature(det))
 	wantKind(t, err, format.ErrSignature)
 
 	// Under a policy.
@@ -125,11 +127,11 @@ func TestFailClosed(t *testing.T) {
 	signFile(t, path, key(1), "", false)
 	b := readFile(t, path)
 	for _, kr := range []*sign.KeyRing{nil, {}, ring(t)} {
-		_, err := verifyBytes(b, kr, sign.VerifyOptions{})
+		_, err := verifyBytes(b, kr)
 		wantKind(t, err, format.ErrNoSignature)
 	}
 	// Untrusted key: seen, reported by the error, never counted.
-	_, err := verifyBytes(b, ring(t, key(2)), sign.VerifyOptions{})
+	_, err := verifyBytes(b, ring(t, key(2)))
 	wantKind(t, err, format.ErrNoSignature)
 }
 
@@ -155,7 +157,7 @@ func TestWrongKey(t *testing.T) {
 		e[0].KeyID = id2
 		return e
 	})
-	_, err := verifyBytes(forged, ring(t, key(2)), sign.VerifyOptions{})
+	_, err := verifyBytes(forged, ring(t, key(2)))
 	wantKind(t, err, format.ErrSignature)
 	// A bad entry of a trusted key fails even when another trusted one verifies.
 	both := reblock(t, b, func(e []format.SignatureEntry) []format.SignatureEntry {
@@ -163,7 +165,7 @@ func TestWrongKey(t *testing.T) {
 		bad.KeyID = id2
 		return append(e, bad)
 	})
-	_, err = verifyBytes(both, ring(t, key(1), key(2)), sign.VerifyOptions{})
+	_, err = verifyBytes(both, ring(t, key(1), key(2)))
 	wantKind(t, err, format.ErrSignature)
 }
 
@@ -174,7 +176,7 @@ func TestUnknownAlgorithm(t *testing.T) {
 		e[0].Algorithm = 2
 		return e
 	})
-	res, err := verifyBytes(b, ring(t, key(1)), sign.VerifyOptions{})
+	res, err := verifyBytes(b, ring(t, key(1)))
 	wantKind(t, err, format.ErrNoSignature)
 	if res != nil {
 		t.Fatal("result on failure")
@@ -200,53 +202,53 @@ func TestTamper(t *testing.T) {
 		h[i] = 'S'
 		d := pre.DigestAlgorithm.Sum(h)
 		copy(c[56:88], d[:])
-		_, err := verifyBytes(c, kr, sign.VerifyOptions{UnsafeSkipDataDigests: true})
+		_, err := verifyBytes(c, kr, sign.WithUnsafeSkipDataDigests())
 		wantKind(t, err, format.ErrSignature)
 		// Without fixing the digest, the header fails first.
 		c = slices.Clone(b)
 		c[pre.HeaderOffset+uint64(i)] = 'S'
-		_, err = verifyBytes(c, kr, sign.VerifyOptions{})
+		_, err = verifyBytes(c, kr)
 		wantKind(t, err, format.ErrHeader)
 	})
 	t.Run("data", func(t *testing.T) {
 		c := slices.Clone(b)
 		c[pre.DataOffset+100] ^= 1
-		_, err := verifyBytes(c, kr, sign.VerifyOptions{})
+		_, err := verifyBytes(c, kr)
 		wantKind(t, err, format.ErrDigest)
-		if _, err := verifyBytes(c, kr, sign.VerifyOptions{UnsafeSkipDataDigests: true}); err != nil {
+		if _, err := verifyBytes(c, kr, sign.WithUnsafeSkipDataDigests()); err != nil {
 			t.Fatal("header-only check read data", err)
 		}
 	})
 	t.Run("truncated-block", func(t *testing.T) {
-		_, err := verifyBytes(b[:len(b)-1], kr, sign.VerifyOptions{})
+		_, err := verifyBytes(b[:len(b)-1], kr)
 		wantKind(t, err, format.ErrSignatureBlock)
 	})
 	t.Run("duplicated-block", func(t *testing.T) {
 		blk := b[blockStart(t, b):]
-		_, err := verifyBytes(append(slices.Clone(b), blk...), kr, sign.VerifyOptions{})
+		_, err := verifyBytes(append(slices.Clone(b), blk...), kr)
 		wantKind(t, err, format.ErrSignatureBlock)
 	})
 	t.Run("trailing", func(t *testing.T) {
-		_, err := verifyBytes(append(slices.Clone(b), 0), kr, sign.VerifyOptions{})
+		_, err := verifyBytes(append(slices.Clone(b), 0), kr)
 		wantKind(t, err, format.ErrSignatureBlock)
 	})
 	t.Run("replay", func(t *testing.T) {
 		// The block of b on a file of other tensors, same everything else.
 		a := readFile(t, smallFileSeed(t, t.TempDir(), format.BLAKE3, 1))
 		moved := append(slices.Clone(a), b[blockStart(t, b):]...)
-		_, err := verifyBytes(moved, kr, sign.VerifyOptions{})
+		_, err := verifyBytes(moved, kr)
 		wantKind(t, err, format.ErrSignature)
 	})
 	t.Run("digest-algorithm", func(t *testing.T) {
 		// Flip the algorithm field alone: the header digest breaks.
 		c := slices.Clone(b)
 		binary.LittleEndian.PutUint32(c[20:], uint32(format.SHA256))
-		_, err := verifyBytes(c, kr, sign.VerifyOptions{})
+		_, err := verifyBytes(c, kr)
 		wantKind(t, err, format.ErrHeader)
 		// Fix the header digest too: the signature breaks.
 		d := format.SHA256.Sum(c[pre.HeaderOffset:pre.HeaderEnd()])
 		copy(c[56:88], d[:])
-		_, err = verifyBytes(c, kr, sign.VerifyOptions{UnsafeSkipDataDigests: true})
+		_, err = verifyBytes(c, kr, sign.WithUnsafeSkipDataDigests())
 		wantKind(t, err, format.ErrSignature)
 	})
 }
@@ -259,12 +261,12 @@ func TestRefusesToSignBadFile(t *testing.T) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := sign.Sign(path, key(1), sign.SignOptions{})
+	err := sign.Sign(context.Background(), path, key(1))
 	wantKind(t, err, format.ErrDigest)
 	if !bytes.Equal(readFile(t, path), b) {
 		t.Fatal("refused signing changed the file")
 	}
-	if err := sign.Sign(path, key(1), sign.SignOptions{Detached: true}); !errors.Is(err, format.ErrDigest) {
+	if err := sign.Sign(context.Background(), path, key(1), sign.WithDetached()); !errors.Is(err, format.ErrDigest) {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(sign.DetachedPath(path)); !errors.Is(err, os.ErrNotExist) {
@@ -278,7 +280,7 @@ func (rsaLike) Public() crypto.PublicKey { return []byte("not ed25519") }
 
 func TestSignerMustBeEd25519(t *testing.T) {
 	path := smallFile(t, t.TempDir(), format.BLAKE3)
-	if err := sign.Sign(path, rsaLike{key(1)}, sign.SignOptions{}); !errors.Is(err, sign.ErrKey) {
+	if err := sign.Sign(context.Background(), path, rsaLike{key(1)}); !errors.Is(err, sign.ErrKey) {
 		t.Fatal(err)
 	}
 }
@@ -295,7 +297,7 @@ func (s badSigner) Sign(r io.Reader, m []byte, o crypto.SignerOpts) ([]byte, err
 func TestSignChecksSignerOutput(t *testing.T) {
 	path := smallFile(t, t.TempDir(), format.BLAKE3)
 	before := readFile(t, path)
-	if err := sign.Sign(path, badSigner{key(1)}, sign.SignOptions{}); err == nil {
+	if err := sign.Sign(context.Background(), path, badSigner{key(1)}); err == nil {
 		t.Fatal("bad signer accepted")
 	}
 	if !bytes.Equal(readFile(t, path), before) {
@@ -370,7 +372,7 @@ func TestRemoveSignatures(t *testing.T) {
 	if err := os.WriteFile(path, b[:len(b)-10], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := sign.Sign(path, key(1), sign.SignOptions{})
+	err := sign.Sign(context.Background(), path, key(1))
 	wantKind(t, err, format.ErrSignatureBlock)
 	if err := sign.RemoveSignatures(path); err != nil {
 		t.Fatal(err)
@@ -386,10 +388,71 @@ func TestRemoveSignatures(t *testing.T) {
 
 func TestCommentLimit(t *testing.T) {
 	path := smallFile(t, t.TempDir(), format.BLAKE3)
-	if err := sign.Sign(path, key(1), sign.SignOptions{Comment: string(make([]byte, format.MaxCommentLength+1))}); err == nil {
+	if err := sign.Sign(context.Background(), path, key(1), sign.WithComment(string(make([]byte, format.MaxCommentLength+1)))); err == nil {
 		t.Fatal("long comment accepted")
 	}
-	if err := sign.Sign(path, key(1), sign.SignOptions{Comment: "\xff"}); err == nil {
+	if err := sign.Sign(context.Background(), path, key(1), sign.WithComment("\xff")); err == nil {
 		t.Fatal("invalid UTF-8 accepted")
 	}
+}
+
+// Require finds FILE.swt.sig beside a file opened by path, as the command
+// line does; a broken one fails the policy, and the look-up can be turned off.
+func TestRequireFindsDetachedFile(t *testing.T) {
+	path := smallFile(t, t.TempDir(), format.BLAKE3)
+	signFile(t, path, key(1), "", true)
+	kr := ring(t, key(1))
+	open := func(p *sign.Policy) error {
+		f, err := decode.Open(path, decode.WithPolicy(p), decode.WithVerify(decode.VerifyLazy))
+		if err == nil {
+			f.Close()
+		}
+		return err
+	}
+	var got *sign.Result
+	p := sign.Require(kr)
+	p.OnVerified = func(r *sign.Result) { got = r }
+	if err := open(p); err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || len(got.Signers) != 1 || !got.Signers[0].Detached || !got.Signers[0].Trusted {
+		t.Fatalf("result %+v", got)
+	}
+	wantKind(t, open(sign.Require(kr, sign.WithDetachedSignature(nil))), format.ErrNoSignature)
+	wantKind(t, open(&sign.Policy{Trusted: kr, NoDetachedFile: true}), format.ErrNoSignature)
+
+	if err := os.WriteFile(sign.DetachedPath(path), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantKind(t, open(sign.Require(kr)), format.ErrSignatureBlock)
+	if err := os.Remove(sign.DetachedPath(path)); err != nil {
+		t.Fatal(err)
+	}
+	wantKind(t, open(sign.Require(kr)), format.ErrNoSignature)
+}
+
+// Sign reports the progress of its digest check and stops when its context
+// is cancelled, leaving the file unsigned.
+func TestSignProgressAndCancel(t *testing.T) {
+	path := smallFile(t, t.TempDir(), format.BLAKE3)
+	var last, total atomic.Int64
+	err := sign.Sign(context.Background(), path, key(1), sign.WithProgress(func(d, n int64) {
+		last.Store(d)
+		total.Store(n)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total.Load() == 0 || last.Load() != total.Load() {
+		t.Fatalf("progress ended at %d of %d", last.Load(), total.Load())
+	}
+
+	path = smallFile(t, t.TempDir(), format.BLAKE3)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := sign.Sign(ctx, path, key(1)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	_, err = verifyBytes(readFile(t, path), ring(t, key(1)))
+	wantKind(t, err, format.ErrNoSignature)
 }

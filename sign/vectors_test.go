@@ -2,6 +2,7 @@ package sign_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
@@ -37,11 +38,17 @@ func TestVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			opts := sign.VerifyOptions{RequireAll: c.Keys["require"] == "all"}
+			requireAll := c.Keys["require"] == "all"
+			var opts []sign.VerifyOption
+			if requireAll {
+				opts = append(opts, sign.WithRequireAll())
+			}
+			var detached []byte
 			if d, ok := c.Keys["detached"]; ok {
-				if opts.Detached, err = hex.DecodeString(d); err != nil {
+				if detached, err = hex.DecodeString(d); err != nil {
 					t.Fatal(err)
 				}
+				opts = append(opts, sign.WithDetachedSignature(detached))
 			}
 			check := func(how string, err error) {
 				t.Helper()
@@ -55,13 +62,13 @@ func TestVectors(t *testing.T) {
 			// Verify, full.
 			f, err := decode.NewReader(bytes.NewReader(c.Data), int64(len(c.Data)))
 			if err == nil {
-				_, err = sign.Verify(f, kr, opts)
+				_, err = sign.Verify(context.Background(), f, kr, opts...)
 				f.Close()
 			}
 			check("Verify", err)
 
 			// Under the policy with lazy digests, reading every tensor.
-			p := &sign.Policy{Trusted: kr, Detached: opts.Detached, RequireAll: opts.RequireAll}
+			p := &sign.Policy{Trusted: kr, Detached: detached, RequireAll: requireAll}
 			f, err = decode.NewReader(bytes.NewReader(c.Data), int64(len(c.Data)), decode.WithPolicy(p), decode.WithVerify(decode.VerifyLazy))
 			if err == nil {
 				for tn := range f.All() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	_ "embed"
@@ -104,7 +105,7 @@ func demo(e *env, dir string) error {
 	if err := os.WriteFile(key+".pub", pubPEM, 0o644); err != nil {
 		return err
 	}
-	if err := sign.Sign(swt, priv, sign.SignOptions{Comment: "safeweights demo"}); err != nil {
+	if err := sign.Sign(context.Background(), swt, priv, sign.WithComment("safeweights demo")); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "key id %s, public key in %s\nsigned %s\n", sign.KeyIDOf(pub).Short(), key+".pub", swt)
@@ -118,7 +119,7 @@ func demo(e *env, dir string) error {
 	if err != nil {
 		return err
 	}
-	res, err := sign.Verify(f, kr, sign.VerifyOptions{})
+	res, err := sign.Verify(context.Background(), f, kr)
 	f.Close()
 	if err != nil {
 		return err

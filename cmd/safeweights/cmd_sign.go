@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
@@ -166,7 +167,11 @@ KEY is a PEM private key from 'safeweights keygen' or 'openssl genpkey
 			return signIndex(e, pos[0], priv, comment)
 		}
 		sp := e.newSpinner("sign")
-		err = sign.Sign(pos[0], priv, sign.SignOptions{Comment: comment, Detached: detached})
+		signOpts := []sign.SignOption{sign.WithComment(comment)}
+		if detached {
+			signOpts = append(signOpts, sign.WithDetached())
+		}
+		err = sign.Sign(context.Background(), pos[0], priv, signOpts...)
 		sp.finish()
 		if err != nil {
 			return err

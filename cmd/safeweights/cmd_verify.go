@@ -71,16 +71,21 @@ FILE "-" reads standard input (at most 1 GiB).`,
 			res.DataVerified = true
 		} else {
 			b := e.newSpinner("verify")
-			opts := sign.VerifyOptions{RequireAll: requireAll}
+			var opts []sign.VerifyOption
+			if requireAll {
+				opts = append(opts, sign.WithRequireAll())
+			}
 			if pos[0] != "-" {
 				if _, serr := os.Stat(sign.DetachedPath(pos[0])); serr == nil {
-					if opts.Detached, err = sign.ReadDetached(pos[0]); err != nil {
+					det, err := sign.ReadDetached(pos[0])
+					opts = append(opts, sign.WithDetachedSignature(det))
+					if err != nil {
 						b.finish()
 						return verifyFailed(e, jsonOut, pos[0], err)
 					}
 				}
 			}
-			r, err := sign.Verify(f, kr, opts)
+			r, err := sign.Verify(context.Background(), f, kr, opts...)
 			b.finish()
 			if err != nil {
 				return verifyFailed(e, jsonOut, pos[0], err)

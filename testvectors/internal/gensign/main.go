@@ -9,6 +9,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/hex"
@@ -95,10 +96,18 @@ func (b *builder) file(name string, digest format.DigestAlgorithm, variant byte)
 	return path, w.Close()
 }
 
+func signOpts(comment string, detached bool) []sign.SignOption {
+	opts := []sign.SignOption{sign.WithComment(comment), sign.WithTimestamp(when)}
+	if detached {
+		opts = append(opts, sign.WithDetached())
+	}
+	return opts
+}
+
 func signed(path string, detached bool, keys ...ed25519.PrivateKey) error {
 	for i, k := range keys {
 		c := []string{"producer", "converter", "auditor"}[i%3]
-		if err := sign.Sign(path, k, sign.SignOptions{Comment: c, Timestamp: when, Detached: detached}); err != nil {
+		if err := sign.Sign(context.Background(), path, k, signOpts(c, detached)...); err != nil {
 			return err
 		}
 	}
@@ -355,18 +364,23 @@ func Run(c testvectors.Case) error {
 	if err != nil {
 		return err
 	}
-	opts := sign.VerifyOptions{RequireAll: c.Keys["require"] == "all"}
+	var opts []sign.VerifyOption
+	if c.Keys["require"] == "all" {
+		opts = append(opts, sign.WithRequireAll())
+	}
 	if d, ok := c.Keys["detached"]; ok {
-		if opts.Detached, err = hex.DecodeString(d); err != nil {
+		b, err := hex.DecodeString(d)
+		if err != nil {
 			return err
 		}
+		opts = append(opts, sign.WithDetachedSignature(b))
 	}
 	f, err := decode.NewReader(bytes.NewReader(c.Data), int64(len(c.Data)))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	_, err = sign.Verify(f, kr, opts)
+	_, err = sign.Verify(context.Background(), f, kr, opts...)
 	return err
 }
 
