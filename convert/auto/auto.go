@@ -1,11 +1,3 @@
-// Package auto recognises a model file by its content and converts it with
-// the matching reader: BSON.jl and JLD2 Flux checkpoints, safetensors files
-// and safeweights files. A file's name never decides its format; only the
-// output's extension chooses the writer (".safetensors" for safetensors,
-// anything else for safeweights).
-//
-// Detection looks at a bounded prefix of the file and its size only; the
-// chosen reader then checks the whole file as hostile input.
 package auto
 
 import (
