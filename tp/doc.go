@@ -21,6 +21,5 @@
 // slices touch, and under a verify mode every byte it gets was hashed in the
 // buffer it is returned from.
 //
-// Each slice is read through decode's slice reads, which check the chunk
-// digests of spec/SPEC.md section 5 for every chunk they touch.
+// The chunk digests checked are those of spec/SPEC.md section 5.
 package tp
