@@ -515,13 +515,13 @@ func (d *dense) forward(x tensor) (tensor, error) {
 // flipped, unlike CrossCor), with stride, pad, dilation and groups. The
 // weight is stored [O, C/groups, KH, KW].
 type conv struct {
-	w       tensor
-	b       *tensor
-	act     activation
-	sh, sw  int
-	dh, dw  int
-	pad     [4]int
-	groups  int
+	w      tensor
+	b      *tensor
+	act    activation
+	sh, sw int
+	dh, dw int
+	pad    [4]int
+	groups int
 }
 
 func (c *conv) forward(x tensor) (tensor, error) {
