@@ -56,7 +56,9 @@ func ints2(v ...int) *convert.Node {
 
 func fn(name string) *convert.Node { return &convert.Node{Kind: "function", Function: name} }
 
-func arr(name string) *convert.Node { return &convert.Node{Kind: "array", Type: "Array", Tensor: name, DType: "F32"} }
+func arr(name string) *convert.Node {
+	return &convert.Node{Kind: "array", Type: "Array", Tensor: name, DType: "F32"}
+}
 
 func object(typ string, fields ...any) *convert.Node {
 	n := &convert.Node{Kind: "struct", Type: typ}
