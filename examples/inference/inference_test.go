@@ -405,6 +405,31 @@ func TestServeAndReload(t *testing.T) {
 		}
 	}
 
+	// A model signed only in a detached FILE.swt.sig: an unsigned file
+	// first is refused, and the signature arriving afterwards loads it.
+	v6 := mlp(6)
+	detached := checkpoint(t, dir, "detached", v6, nil)
+	d6 := headerDigest(t, detached)
+	s.mu.Lock()
+	want[d6] = v6
+	s.mu.Unlock()
+	replace(t, detached, live)
+	if err := s.poll(); !errors.Is(err, format.ErrNoSignature) {
+		t.Fatalf("unsigned file before its signature: %v", err)
+	}
+	if err := sign.Sign(t.Context(), live, key, sign.WithDetached()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.poll(); err != nil {
+		t.Fatal(err)
+	}
+	if r := ready(); r.HeaderDigest != d6 {
+		t.Fatalf("with its detached signature readyz says %s, want %s", r.HeaderDigest, d6)
+	}
+	if err := predict(inputs[0]); err != nil {
+		t.Fatal(err)
+	}
+
 	cancel()
 	if err := <-served; err != nil {
 		t.Fatal(err)

@@ -13,7 +13,9 @@
 // over the old one), the new file is loaded and checked; requests in flight
 // finish on the old model, and a replacement that is unsigned, signed by an
 // untrusted key or tampered with is refused while the old model keeps
-// serving.
+// serving. A detached signature (FILE.swt.sig) counts as the policy of
+// package sign says, and replacing it also triggers a reload, so a file
+// that arrives before its signature loads once the signature arrives.
 //
 //	inference -model model.swt -trusted keys/ [-addr 127.0.0.1:8080] [-poll 2s]
 package main

@@ -38,8 +38,8 @@ type server struct {
 	logf    func(format string, args ...any)
 
 	mu       sync.Mutex
-	cur      *model      // nil until the first successful load
-	lastSeen os.FileInfo // the file last tried, loaded or refused
+	cur      *model  // nil until the first successful load
+	lastSeen version // the file last tried, loaded or refused
 	lastErr  error
 }
 
@@ -75,24 +75,40 @@ func (s *server) load(st os.FileInfo) (*model, error) {
 	return m, nil
 }
 
-// poll checks whether the file was replaced (another inode, size or time)
-// and, if so, loads it; a file that fails to load is refused and the
-// current model keeps serving. It returns the load error, if any.
+// A version identifies the model file and its detached signature as last
+// seen, so replacing either one triggers a reload.
+type version struct{ model, sig os.FileInfo }
+
+func same(a, b os.FileInfo) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+}
+
+// poll checks whether the file or its detached signature was replaced
+// (another inode, size or time) and, if so, loads it; a file that fails to
+// load is refused and the current model keeps serving. It returns the load
+// error, if any.
 func (s *server) poll() error {
 	st, err := os.Stat(s.path)
 	if err != nil {
 		return err
 	}
+	v := version{model: st}
+	if sig, err := os.Stat(sign.DetachedPath(s.path)); err == nil {
+		v.sig = sig
+	}
 	s.mu.Lock()
 	seen := s.lastSeen
 	s.mu.Unlock()
-	if seen != nil && os.SameFile(seen, st) && seen.Size() == st.Size() && seen.ModTime().Equal(st.ModTime()) {
+	if seen.model != nil && same(seen.model, v.model) && same(seen.sig, v.sig) {
 		return nil
 	}
 	m, err := s.load(st)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.lastSeen, s.lastErr = st, err
+	s.lastSeen, s.lastErr = v, err
 	if err != nil {
 		s.logf("refusing %s: %v (still serving %s)", s.path, err, digestOf(s.cur))
 		return err
