@@ -42,6 +42,15 @@ func (v *fbv) claim(a, b uint64, field string) error {
 	if v.cover == nil {
 		return nil
 	}
+	if w := a / 64; w == (b-1)/64 && a < b {
+		// Most objects (fields, short strings) lie within one word.
+		m := (^uint64(0) >> (64 - (b - a))) << (a % 64)
+		if v.cover[w]&m != 0 {
+			return v.errf(a, field, "object overlaps another object of the header")
+		}
+		v.cover[w] |= m
+		return nil
+	}
 	for i := a; i < b; {
 		w := i / 64
 		lo, hi := i%64, uint64(64)
@@ -55,6 +64,24 @@ func (v *fbv) claim(a, b uint64, field string) error {
 		v.cover[w] |= m
 		i = w*64 + hi
 	}
+	return nil
+}
+
+// claimMask claims the bytes at pos+i for each bit i of m.
+func (v *fbv) claimMask(pos uint64, m uint64, field string) error {
+	w, sh := pos/64, pos%64
+	lo := m << sh
+	if v.cover[w]&lo != 0 {
+		return v.errf(pos, field, "object overlaps another object of the header")
+	}
+	if sh != 0 && m>>(64-sh) != 0 {
+		hi := m >> (64 - sh)
+		if w+1 >= uint64(len(v.cover)) || v.cover[w+1]&hi != 0 {
+			return v.errf(pos, field, "object overlaps another object of the header")
+		}
+		v.cover[w+1] |= hi
+	}
+	v.cover[w] |= lo
 	return nil
 }
 
@@ -89,25 +116,32 @@ func (v *fbv) checkCoverage() error {
 		return nil
 	}
 	n := uint64(len(v.buf))
-	prev, run := uint64(0), uint64(0)
+	end, run := uint64(0), uint64(0) // the current run of free bytes ends at end
 	for w, word := range v.cover {
-		for free := ^word; free != 0; free &= free - 1 {
-			p := uint64(w)*64 + uint64(bits.TrailingZeros64(free))
-			if p >= n {
+		// Walk the runs of free (unclaimed) bytes in this word.
+		for free := ^word; free != 0; {
+			lo := uint64(bits.TrailingZeros64(free))
+			l := uint64(bits.TrailingZeros64(^(free >> lo))) // 64 when the run fills the word
+			free &^= (^uint64(0) >> (64 - l)) << lo
+			a := uint64(w)*64 + lo
+			if a >= n {
 				return nil
 			}
-			if v.buf[p] != 0 {
-				return v.errf(p, "header", "byte belongs to no object and is not zero padding")
+			b := min(a+l, n)
+			for p := a; p < b; p++ {
+				if v.buf[p] != 0 {
+					return v.errf(p, "header", "byte belongs to no object and is not zero padding")
+				}
 			}
-			if run > 0 && p == prev+1 {
-				run++
+			if a == end && run > 0 {
+				run += b - a
 			} else {
-				run = 1
+				run = b - a
 			}
+			end = b
 			if run >= maxGap {
-				return v.errf(p+1-run, "header", "8 or more bytes of padding between objects")
+				return v.errf(b-run, "header", "8 or more bytes of padding between objects")
 			}
-			prev = p
 		}
 	}
 	return nil
@@ -120,8 +154,14 @@ func (v *fbv) checkCoverage() error {
 // a vtable entry for a slot the schema does not define is an error: it would
 // reference bytes nobody reads.
 func (v *fbv) claimFields(t table, widths []uint8, field string) error {
-	if err := v.claim(uint64(t.pos), uint64(t.pos)+4, field); err != nil {
-		return err
+	// Tables of up to 64 bytes (all that this package writes) claim their
+	// bytes with one mask; larger ones field by field.
+	small := t.size <= 64
+	m := uint64(0xf) // the soffset
+	if !small {
+		if err := v.claim(uint64(t.pos), uint64(t.pos)+4, field); err != nil {
+			return err
+		}
 	}
 	slots := (int(t.vtLen) - 4) / 2
 	for slot := 0; slot < slots; slot++ {
@@ -137,9 +177,18 @@ func (v *fbv) claimFields(t table, widths []uint8, field string) error {
 		if off < 4 || uint64(off)+w > uint64(t.size) || p%w != 0 {
 			return v.errf(uint64(t.pos), field, "field outside its table or misaligned")
 		}
-		if err := v.claim(p, p+w, field); err != nil {
+		if small {
+			f := (uint64(1)<<w - 1) << off
+			if m&f != 0 {
+				return v.errf(p, field, "fields of a table overlap")
+			}
+			m |= f
+		} else if err := v.claim(p, p+w, field); err != nil {
 			return err
 		}
+	}
+	if small {
+		return v.claimMask(uint64(t.pos), m, field)
 	}
 	return nil
 }
@@ -236,6 +285,12 @@ func (v *fbv) vector(pos uint64, width uint64, name string) (start uint64, n uin
 
 // vectorField verifies the vector in field slot of t; ok is false when absent.
 func (v *fbv) vectorField(t table, slot int, width uint64, name string) (start, n uint64, ok bool, err error) {
+	return v.vectorFieldTail(t, slot, width, 0, name)
+}
+
+// vectorFieldTail is vectorField for a vector followed by tail bytes that
+// belong to it (a string's NUL), claimed with it.
+func (v *fbv) vectorFieldTail(t table, slot int, width, tail uint64, name string) (start, n uint64, ok bool, err error) {
 	p, err := v.field(t, slot, 4, name)
 	if err != nil || p == 0 {
 		return 0, 0, false, err
@@ -248,7 +303,10 @@ func (v *fbv) vectorField(t table, slot int, width uint64, name string) (start, 
 	if err != nil {
 		return 0, 0, false, err
 	}
-	if err := v.claim(pos, start+n*width, name); err != nil {
+	if tail != 0 && (start+n >= uint64(len(v.buf)) || v.buf[start+n] != 0) {
+		return 0, 0, false, v.errf(start, name, "string not NUL-terminated")
+	}
+	if err := v.claim(pos, start+n*width+tail, name); err != nil {
 		return 0, 0, false, err
 	}
 	return start, n, true, nil
@@ -258,14 +316,8 @@ func (v *fbv) vectorField(t table, slot int, width uint64, name string) (start, 
 // which alias the buffer. ok is false when absent. The string must be
 // NUL-terminated as FlatBuffers requires; UTF-8 validity is the caller's rule.
 func (v *fbv) stringField(t table, slot int, name string) (s []byte, off uint64, ok bool, err error) {
-	start, n, ok, err := v.vectorField(t, slot, 1, name)
+	start, n, ok, err := v.vectorFieldTail(t, slot, 1, 1, name)
 	if err != nil || !ok {
-		return nil, 0, false, err
-	}
-	if start+n >= uint64(len(v.buf)) || v.buf[start+n] != 0 {
-		return nil, 0, false, v.errf(start, name, "string not NUL-terminated")
-	}
-	if err := v.claim(start+n, start+n+1, name); err != nil {
 		return nil, 0, false, err
 	}
 	return v.buf[start : start+n], start, true, nil
