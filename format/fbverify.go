@@ -22,6 +22,13 @@ type fbv struct {
 	cover  []uint64          // bitmap of claimed bytes; nil: coverage not checked
 	lastVT uint32            // the vtable claimed last (tables of one type share it)
 	vts    map[uint32]uint16 // every claimed vtable and its length, for sharing
+
+	// The field mask of the last small table: tables of one type that
+	// share a vtable, an inline size and a position mod 8 have the same one.
+	maskW    *uint8 // the widths of that table type
+	maskVT   uint32
+	maskKey  uint16 // size<<3 | pos%8
+	maskBits uint64
 }
 
 // Widths of the inline fields of each table, by slot (spec/safeweights.fbs).
@@ -157,6 +164,10 @@ func (v *fbv) claimFields(t table, widths []uint8, field string) error {
 	// Tables of up to 64 bytes (all that this package writes) claim their
 	// bytes with one mask; larger ones field by field.
 	small := t.size <= 64
+	key := t.size<<3 | uint16(t.pos%8)
+	if small && t.vt == v.maskVT && key == v.maskKey && &widths[0] == v.maskW {
+		return v.claimMask(uint64(t.pos), v.maskBits, field)
+	}
 	m := uint64(0xf) // the soffset
 	if !small {
 		if err := v.claim(uint64(t.pos), uint64(t.pos)+4, field); err != nil {
@@ -188,6 +199,7 @@ func (v *fbv) claimFields(t table, widths []uint8, field string) error {
 		}
 	}
 	if small {
+		v.maskW, v.maskVT, v.maskKey, v.maskBits = &widths[0], t.vt, key, m
 		return v.claimMask(uint64(t.pos), m, field)
 	}
 	return nil

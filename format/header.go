@@ -134,7 +134,7 @@ func ParseHeader(buf []byte, p *Preamble, lim Limits) (*Header, error) {
 	// of the minor versions it knows.
 	if p.VersionMinor <= VersionMinor {
 		v.cover = make([]uint64, (len(buf)+63)/64)
-		v.lastVT = ^uint32(0)
+		v.lastVT, v.maskVT = ^uint32(0), ^uint32(0)
 		_ = v.claim(0, 8, "root")
 	}
 	if string(buf[4:8]) != FileIdentifier {

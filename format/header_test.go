@@ -1,6 +1,8 @@
 package format_test
 
 import (
+	"errors"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -33,5 +35,28 @@ func BenchmarkParseHeader(b *testing.B) {
 		if _, err := format.ParseHeader(h, &p, format.DefaultLimits()); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestCoverageMinorVersion checks that bytes no object references are
+// refused in a file of a known minor version and allowed in a later one,
+// whose unknown fields may reference them (SPEC.md R11).
+func TestCoverageMinorVersion(t *testing.T) {
+	hf := format.HeaderFields{ChunkSize: 1 << 22, Tensors: []format.TensorEntry{
+		{Name: "a", DType: format.U8, Shape: []int64{0}},
+		{Name: "b", DType: format.U8, Shape: []int64{0}},
+	}}
+	h := format.BuildHeader(&hf)
+	p := format.Preamble{VersionMajor: 1, Alignment: 64, DataOffset: 128}
+	if _, err := format.ParseHeader(h, &p, format.DefaultLimits()); err != nil {
+		t.Fatalf("the encoder's header (two tables sharing a vtable): %v", err)
+	}
+	junk := append(slices.Clone(h), "\x00\x00\x00\x00#!/bin/sh\n"...)
+	if _, err := format.ParseHeader(junk, &p, format.DefaultLimits()); !errors.Is(err, format.ErrHeader) {
+		t.Errorf("junk in a minor-0 header: %v", err)
+	}
+	p.VersionMinor = format.VersionMinor + 1
+	if _, err := format.ParseHeader(junk, &p, format.DefaultLimits()); err != nil {
+		t.Errorf("junk in a header of a later minor version: %v", err)
 	}
 }
