@@ -3,6 +3,7 @@ module github.com/safeweights/safeweights
 go 1.26.0
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/ebitengine/purego v0.11.3
 	github.com/google/flatbuffers v25.12.19+incompatible
 	github.com/klauspost/compress v1.20.4

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/safeweights/safeweights/format"
@@ -82,7 +83,7 @@ func TestSignatureBlockRoundTrip(t *testing.T) {
 		!bytes.Equal(got[1].Signature, es[1].Signature) || got[0].KeyID != es[0].KeyID {
 		t.Fatalf("%+v, %v", got, err)
 	}
-	if _, err := format.ParseSignatureBlock(b, 0, format.Limits{MaxSignatures: 1}); !errors.Is(err, format.ErrSignatureBlock) {
+	if _, err := format.ParseSignatureBlock(b, 0, format.Limits{MaxSignatures: 1}); !errors.Is(err, format.ErrLimit) {
 		t.Errorf("count over the limit: %v", err)
 	}
 }
@@ -128,5 +129,10 @@ func FuzzHeader(f *testing.F) {
 		hdr.Metadata()
 		hdr.Producer()
 		hdr.Provenance()
+		// Coverage (R11): 8 more bytes that no object references can never
+		// be padding.
+		if _, err := format.ParseHeader(append(slices.Clone(h), 0, 0, 0, 0, 0, 0, 0, 0), &p, lim); !errors.Is(err, format.ErrHeader) {
+			t.Fatalf("header with 8 unreferenced bytes appended: %v", err)
+		}
 	})
 }

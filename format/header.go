@@ -77,14 +77,23 @@ func (t *TensorEntry) Length() (uint64, bool) {
 	return lo, hi == 0 && lo <= 1<<63-1
 }
 
-// NumElements returns the product of the dimensions, or false if a dimension
-// is negative or the product overflows an int64.
+// NumElements returns the product of the dimensions (R17), or false if a
+// dimension is negative or the product overflows an int64. The product is the
+// mathematical one: a zero dimension makes it 0 whatever the others are, so
+// [2^62, 4, 0] has 0 elements.
 func NumElements(shape []int64) (uint64, bool) {
-	n := uint64(1)
+	zero := false
 	for _, d := range shape {
 		if d < 0 {
 			return 0, false
 		}
+		zero = zero || d == 0
+	}
+	if zero {
+		return 0, true
+	}
+	n := uint64(1)
+	for _, d := range shape {
 		hi, lo := bits.Mul64(n, uint64(d))
 		if hi != 0 || lo > 1<<63-1 {
 			return 0, false
@@ -120,6 +129,14 @@ func ParseHeader(buf []byte, p *Preamble, lim Limits) (*Header, error) {
 	if len(buf) < 8 {
 		return nil, v.errf(0, "root", "header shorter than 8 bytes")
 	}
+	// R11 coverage: a reader cannot account for the objects that fields of
+	// a later minor version reference, so it checks coverage only in files
+	// of the minor versions it knows.
+	if p.VersionMinor <= VersionMinor {
+		v.cover = make([]uint64, (len(buf)+63)/64)
+		v.lastVT, v.maskVT = ^uint32(0), ^uint32(0)
+		_ = v.claim(0, 8, "root")
+	}
 	if string(buf[4:8]) != FileIdentifier {
 		return nil, v.errf(4, "file identifier", "want "+FileIdentifier)
 	}
@@ -127,7 +144,7 @@ func ParseHeader(buf []byte, p *Preamble, lim Limits) (*Header, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt, err := v.table(rootPos, "root")
+	rt, err := v.table(rootPos, widthsHeader, "root")
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +171,7 @@ func ParseHeader(buf []byte, p *Preamble, lim Limits) (*Header, error) {
 	align := uint64(p.Alignment)
 	end := uint64(0) // end of the previous tensor, relative to the data region
 	for i := uint64(0); i < n; i++ {
-		t, err := v.tableAt(tStart+4*i, "tensor")
+		t, err := v.tableAt(tStart+4*i, widthsTensor, "tensor")
 		if err != nil {
 			return nil, err
 		}
@@ -185,7 +202,7 @@ func ParseHeader(buf []byte, p *Preamble, lim Limits) (*Header, error) {
 	if pp, err := v.field(rt, slotHeaderProvenance, 4, "provenance"); err != nil {
 		return nil, err
 	} else if pp != 0 {
-		pt, err := v.tableAt(pp, "provenance")
+		pt, err := v.tableAt(pp, widthsProvenance, "provenance")
 		if err != nil {
 			return nil, err
 		}
@@ -212,6 +229,10 @@ func ParseHeader(buf []byte, p *Preamble, lim Limits) (*Header, error) {
 	}
 	if meta > uint64(lim.MaxMetadataSize) {
 		return nil, Errorf(ErrLimit, "R23", -1, "metadata", itoa(meta)+" bytes over the limit of "+itoa(uint64(lim.MaxMetadataSize)))
+	}
+
+	if err := v.checkCoverage(); err != nil {
+		return nil, err
 	}
 
 	h := &Header{buf: buf, n: int(n), chunkSize: chunk}
@@ -263,14 +284,9 @@ func checkTensor(v *fbv, t table, i uint64, p *Preamble, lim Limits, chunk, alig
 	if rank > uint64(lim.MaxRank) {
 		return Errorf(ErrLimit, "R17", v.base+int64(sStart), field(" shape"), "rank "+itoa(rank)+" over the limit of "+itoa(uint64(lim.MaxRank)))
 	}
-	count := uint64(1)
-	for j := uint64(0); j < rank; j++ {
-		d := le.Uint64(v.buf[sStart+8*j:])
-		hi, lo := bits.Mul64(count, d)
-		if d > 1<<63-1 || hi != 0 || lo > 1<<63-1 {
-			return Errorf(ErrShape, "R17", v.base+int64(sStart+8*j), field(" shape"), "element count overflows")
-		}
-		count = lo
+	count, err := shapeCount(v, sStart, rank, field)
+	if err != nil {
+		return err
 	}
 	hi, length := bits.Mul64(count, uint64(DType(dt).Size()))
 	if hi != 0 || length > 1<<63-1 {
@@ -336,6 +352,33 @@ func checkTensor(v *fbv, t table, i uint64, p *Preamble, lim Limits, chunk, alig
 	return nil
 }
 
+// shapeCount checks R17 on the rank dimensions at sStart and returns their
+// product. Every dimension must be below 2^63; the product is the
+// mathematical one, so a zero dimension anywhere makes it 0 and no earlier
+// partial product can overflow it.
+func shapeCount(v *fbv, sStart, rank uint64, field func(string) string) (uint64, error) {
+	zero := false
+	for j := uint64(0); j < rank; j++ {
+		d := le.Uint64(v.buf[sStart+8*j:])
+		if d > 1<<63-1 {
+			return 0, Errorf(ErrShape, "R17", v.base+int64(sStart+8*j), field(" shape"), "dimension not below 2^63")
+		}
+		zero = zero || d == 0
+	}
+	if zero {
+		return 0, nil
+	}
+	count := uint64(1)
+	for j := uint64(0); j < rank; j++ {
+		hi, lo := bits.Mul64(count, le.Uint64(v.buf[sStart+8*j:]))
+		if hi != 0 || lo > 1<<63-1 {
+			return 0, Errorf(ErrShape, "R17", v.base+int64(sStart+8*j), field(" shape"), "element count overflows")
+		}
+		count = lo
+	}
+	return count, nil
+}
+
 // labeled sets the field of a structural error from fbv, which was called
 // with an empty label so that valid files never pay for building one.
 func labeled(err error, field string) error {
@@ -354,7 +397,7 @@ func checkKeyValues(v *fbv, t table, slot int, field string, lim Limits, meta *u
 	}
 	var prev []byte
 	for i := uint64(0); i < n; i++ {
-		kv, err := v.tableAt(start+4*i, field)
+		kv, err := v.tableAt(start+4*i, widthsKeyValue, field)
 		if err != nil {
 			return err
 		}

@@ -54,8 +54,13 @@ func ParseSignatureBlock(b []byte, base int64, lim Limits) ([]SignatureEntry, er
 		return nil, bad(8, "block length "+itoa(bl)+" differs from the "+itoa(uint64(len(b)))+" bytes after the header")
 	}
 	count := le.Uint32(b[16:])
-	if count == 0 || uint64(count) > uint64(lim.MaxSignatures) {
-		return nil, bad(16, "signature count "+itoa(uint64(count))+" out of range [1, "+itoa(uint64(lim.MaxSignatures))+"]")
+	if count == 0 {
+		return nil, bad(16, "signature count 0")
+	}
+	// A count over the reader's limit is a limit, like every other (SPEC.md
+	// section 6), though the block may be well-formed.
+	if uint64(count) > uint64(lim.MaxSignatures) {
+		return nil, Errorf(ErrLimit, "R28", base+16, "signature block", "signature count "+itoa(uint64(count))+" over the limit of "+itoa(uint64(lim.MaxSignatures)))
 	}
 	if le.Uint32(b[20:]) != 0 {
 		return nil, bad(20, "reserved field not zero")

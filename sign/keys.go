@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 
+	"filippo.io/edwards25519"
 	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/crypto/scrypt"
 )
@@ -24,6 +25,36 @@ import (
 // ErrKey reports a key file that is malformed, holds no key, or holds a key
 // that is not Ed25519.
 var ErrKey = errors.New("sign: invalid key")
+
+// ErrWeakKey reports an Ed25519 public key that no signer can own: a point
+// of small order (its order divides 8, so a forged signature with R the
+// identity and S = 0 verifies for every message) or a non-canonical encoding
+// (y >= p, or x = 0 with the sign bit set), which has a second, canonical
+// spelling and so a second key id. Such keys are refused when parsed,
+// loaded or trusted (spec/SIGNATURES.md section 3). errors.Is(err, ErrKey)
+// holds for it too.
+var ErrWeakKey = fmt.Errorf("%w: small-order or non-canonically encoded public key", ErrKey)
+
+// CheckPublicKey reports whether pub is a usable Ed25519 public key: 32
+// bytes, the canonical encoding of a point on the curve, not of small order.
+func CheckPublicKey(pub ed25519.PublicKey) error {
+	if len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("%w: public key of %d bytes", ErrKey, len(pub))
+	}
+	var a edwards25519.Point
+	if _, err := a.SetBytes(pub); err != nil {
+		return fmt.Errorf("%w: not a point on the curve", ErrKey)
+	}
+	// SetBytes accepts non-canonical encodings; the canonical one is what
+	// Bytes gives back.
+	if !bytes.Equal(a.Bytes(), pub) {
+		return fmt.Errorf("%w: not the canonical encoding of its point", ErrWeakKey)
+	}
+	if new(edwards25519.Point).MultByCofactor(&a).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return fmt.Errorf("%w: a point of small order", ErrWeakKey)
+	}
+	return nil
+}
 
 // ErrPassphrase reports a wrong passphrase for an encrypted private key (or
 // an encrypted key file whose bytes were changed: the two cannot be told apart).
@@ -233,6 +264,9 @@ func parsePublicBlock(blk *pem.Block) (ed25519.PublicKey, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %T is not an Ed25519 key", ErrKey, k)
 	}
+	if err := CheckPublicKey(pub); err != nil {
+		return nil, err
+	}
 	return pub, nil
 }
 
@@ -255,8 +289,8 @@ func NewKeyRing(keys ...ed25519.PublicKey) (*KeyRing, error) {
 
 // Add trusts pub.
 func (kr *KeyRing) Add(pub ed25519.PublicKey) error {
-	if len(pub) != ed25519.PublicKeySize {
-		return fmt.Errorf("%w: public key of %d bytes", ErrKey, len(pub))
+	if err := CheckPublicKey(pub); err != nil {
+		return err
 	}
 	if kr.keys == nil {
 		kr.keys = make(map[KeyID]ed25519.PublicKey)

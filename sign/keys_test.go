@@ -6,10 +6,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/safeweights/safeweights/sign"
@@ -192,5 +194,50 @@ func TestOpenSSL(t *testing.T) {
 	osig := run("pkeyutl", "-sign", "-inkey", ourKey, "-rawin", "-in", msg)
 	if !ed25519.Verify(ours.Public().(ed25519.PublicKey), []byte("safeweights signature interop"), osig) {
 		t.Fatal("openssl signature does not verify")
+	}
+}
+
+// TestWeakKeysRefused checks that the keys that admit forgeries are refused
+// when parsed or trusted, and that the forgery is real: crypto/ed25519 alone
+// accepts R = identity, S = 0 under the identity key for any message.
+func TestWeakKeysRefused(t *testing.T) {
+	identity := make([]byte, 32)
+	identity[0] = 1
+	forged := append(slices.Clone(identity), make([]byte, 32)...)
+	if !ed25519.Verify(identity, []byte("any message"), forged) {
+		t.Fatal("crypto/ed25519 rejects the identity-key forgery; the check guards nothing")
+	}
+	// yPlusP returns the encoding of y = p + d (d may be negative).
+	yPlusP := func(d int) []byte {
+		b := bytes.Repeat([]byte{0xff}, 32)
+		b[0] = byte(0xed + d)
+		b[31] = 0x7f
+		return b
+	}
+	signBit := slices.Clone(identity)
+	signBit[31] |= 0x80
+	for name, k := range map[string][]byte{
+		"identity":          identity,
+		"order-2 (y = -1)":  yPlusP(-1),
+		"order-4 (y = p)":   yPlusP(0),
+		"identity y = p+1":  yPlusP(1),
+		"identity sign bit": signBit,
+	} {
+		if err := sign.CheckPublicKey(k); !errors.Is(err, sign.ErrWeakKey) {
+			t.Errorf("%s: CheckPublicKey gave %v, want ErrWeakKey", name, err)
+		}
+		if _, err := sign.NewKeyRing(k); !errors.Is(err, sign.ErrWeakKey) || !errors.Is(err, sign.ErrKey) {
+			t.Errorf("%s: NewKeyRing gave %v, want ErrWeakKey", name, err)
+		}
+		der, err := x509.MarshalPKIXPublicKey(ed25519.PublicKey(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sign.ParsePublicKey(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})); !errors.Is(err, sign.ErrWeakKey) {
+			t.Errorf("%s: ParsePublicKey gave %v, want ErrWeakKey", name, err)
+		}
+	}
+	if err := sign.CheckPublicKey(key(1).Public().(ed25519.PublicKey)); err != nil {
+		t.Errorf("a real key: %v", err)
 	}
 }

@@ -34,6 +34,15 @@ func TestVectors(t *testing.T) {
 				}
 				pubs = append(pubs, k)
 			}
+			for _, h := range strings.Fields(c.Keys["refused"]) {
+				k, err := hex.DecodeString(h)
+				if err != nil || len(k) != ed25519.PublicKeySize {
+					t.Fatalf("bad refused key %q", h)
+				}
+				if _, err := sign.NewKeyRing(k); !errors.Is(err, sign.ErrWeakKey) {
+					t.Fatalf("refused key %s: NewKeyRing gave %v, want sign.ErrWeakKey", h, err)
+				}
+			}
 			kr, err := sign.NewKeyRing(pubs...)
 			if err != nil {
 				t.Fatal(err)

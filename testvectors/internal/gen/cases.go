@@ -274,6 +274,8 @@ func valid() []vector {
 			})),
 		ok("ok-huge-empty-dimension", "shape [0, 2^62]: an empty tensor whose other dimension is large",
 			encoded(small(), func(w *encode.Writer) error { return w.Add("e", format.F64, []int64{0, 1 << 62}, nil) })),
+		ok("ok-empty-dimension-last", "F32 shape [2^62, 4, 0]: the element count is the true product, 0, though 2^62 * 4 alone would overflow",
+			encoded(small(), func(w *encode.Writer) error { return w.Add("e", format.F32, []int64{1 << 62, 4, 0}, nil) })),
 		ok("ok-minor-version-future", "minor version 7: a reader accepts every minor version of its major version",
 			pre(one(), func(p *format.Preamble) { p.VersionMinor = 7 })),
 		ok("ok-no-producer", "a header without producer, metadata or provenance",

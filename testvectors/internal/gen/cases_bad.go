@@ -2,10 +2,24 @@ package main
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 
 	"github.com/safeweights/safeweights/format"
 )
+
+// moveHeader inserts n zero bytes before the header and records the header
+// offset where it now is: only R6 (the header follows the data at the next
+// multiple of 8) is broken.
+func moveHeader(n int) func() []byte {
+	return with(one(), func(s *fileSpec) {
+		s.pre = func(b *build) { b.pre.HeaderOffset += uint64(n) }
+		s.file = func(b *build) {
+			at := len(b.out) - len(b.header)
+			b.out = append(b.out[:at:at], append(make([]byte, n), b.out[at:]...)...)
+		}
+	})
+}
 
 func preamble() []vector {
 	patch := func(off int, v ...byte) func() []byte {
@@ -20,6 +34,22 @@ func preamble() []vector {
 		bad("short-file", format.ErrTruncated, "R1", "the first 100 bytes of a valid file",
 			file(one(), func(b []byte) []byte { return b[:100] })),
 		bad("empty-file", format.ErrTruncated, "R1", "a file of 0 bytes", func() []byte { return nil }),
+		bad("short-file-7-bytes-not-magic", format.ErrTruncated, "R1", "a file of 7 bytes that do not start the magic: fewer than 8 bytes are always truncated",
+			func() []byte { return []byte("#!/bin/") }),
+		bad("short-file-1-bytes", format.ErrTruncated, "R1", "the first 1 bytes of a valid file",
+			file(one(), func(b []byte) []byte { return b[:1] })),
+		bad("short-file-2-bytes", format.ErrTruncated, "R1", "the first 2 bytes of a valid file",
+			file(one(), func(b []byte) []byte { return b[:2] })),
+		bad("short-file-3-bytes", format.ErrTruncated, "R1", "the first 3 bytes of a valid file",
+			file(one(), func(b []byte) []byte { return b[:3] })),
+		bad("short-file-4-bytes", format.ErrTruncated, "R1", "the first 4 bytes of a valid file",
+			file(one(), func(b []byte) []byte { return b[:4] })),
+		bad("short-file-5-bytes", format.ErrTruncated, "R1", "the first 5 bytes of a valid file",
+			file(one(), func(b []byte) []byte { return b[:5] })),
+		bad("short-file-6-bytes", format.ErrTruncated, "R1", "the first 6 bytes of a valid file",
+			file(one(), func(b []byte) []byte { return b[:6] })),
+		bad("short-file-7-bytes", format.ErrTruncated, "R1", "the first 7 bytes of a valid file",
+			file(one(), func(b []byte) []byte { return b[:7] })),
 		bad("version-major-2", format.ErrVersion, "R2", "major version 2", pre(one(), func(p *format.Preamble) { p.VersionMajor = 2 })),
 		bad("version-major-0", format.ErrVersion, "R2", "major version 0", pre(one(), func(p *format.Preamble) { p.VersionMajor = 0 })),
 		bad("flags-unknown", format.ErrVersion, "R2", "flag bit 0 set: a later feature an old reader must not ignore",
@@ -38,11 +68,11 @@ func preamble() []vector {
 			pre(one(), func(p *format.Preamble) { p.DataOffset = 192 })),
 		bad("data-length-overflow", format.ErrLayout, "R5", "data_length 2^64-1: data_offset + data_length overflows",
 			pre(one(), func(p *format.Preamble) { p.DataLength = 1<<64 - 1 })),
-		bad("header-offset-misaligned", format.ErrLayout, "R6", "header_offset one past the 8-aligned end of the data",
-			pre(one(), func(p *format.Preamble) { p.HeaderOffset++ })),
-		bad("header-offset-after-gap", format.ErrLayout, "R6", "header_offset 8 bytes after the end of the data rounded up to 8",
-			pre(one(), func(p *format.Preamble) { p.HeaderOffset += 8 })),
-		bad("header-length-over-limit", format.ErrLimit, "R7", "header_length 64 MiB + 1, over the default header limit",
+		bad("header-offset-misaligned", format.ErrLayout, "R6", "header_offset one past the 8-aligned end of the data; the header really is there, after one more zero byte",
+			moveHeader(1)),
+		bad("header-offset-after-gap", format.ErrLayout, "R6", "header_offset 8 bytes after the end of the data rounded up to 8; the header really is there, after 8 more zero bytes",
+			moveHeader(8)),
+		bad("header-length-over-limit", format.ErrLimit, "R7", "header_length 64 MiB + 1, over the default header limit; it also runs past the end of the file (a real 64 MiB header is too large for a vector), so this vector also checks that R7 comes before R8",
 			pre(one(), func(p *format.Preamble) { p.HeaderLength = 64<<20 + 1 })),
 		bad("header-length-over-configured-limit", format.ErrLimit, "R7", "a valid file read with a header limit of 64 bytes",
 			one().bytes).withLimits(format.Limits{MaxHeaderSize: 64}),
@@ -70,7 +100,27 @@ func structure() []vector {
 	req := func(name, comment string, edit func(f *fb)) vector {
 		return bad(name, format.ErrHeader, "R12", comment, header(withMeta(), func(b *build) { edit(&b.fb) }))
 	}
-	return []vector{
+	cover := func(name, comment string, s fileSpec, edit func(f *fb)) vector {
+		return bad(name, format.ErrHeader, "R11", comment, header(s, func(b *build) { edit(&b.fb) }))
+	}
+	coverage := []vector{
+		cover("header-junk-shell-line", "31 bytes no object references, a shell script line, at the end of the digest-covered header",
+			withMeta(), func(f *fb) { f.append(8, []byte("#!/bin/sh\necho polyglot; exit\n\x00")[:31]) }),
+		cover("header-junk-zip-record", "a zip end-of-central-directory record (22 bytes) that no object references, inside the header",
+			withMeta(), func(f *fb) { f.append(8, append([]byte("PK\x05\x06"), make([]byte, 18)...)) }),
+		cover("header-zero-gap-8-bytes", "8 zero bytes at the end of the header: padding is fewer than 8 bytes",
+			withMeta(), func(f *fb) { f.append(8, make([]byte, 8)) }),
+		cover("header-objects-overlap", "the producer string is also the first metadata key: two references to one string (only vtables may be shared)",
+			withMeta(), func(f *fb) {
+				kv := f.table(f.ref(f.root(), hMetadata), 0)
+				f.point(f.field(f.root(), hProducer), f.ref(kv, 0))
+			}),
+		cover("fb-vtable-entry-below-4", "the root vtable's chunk_size entry is 2: a field may not overlap the table's offset to its vtable",
+			withMeta(), func(f *fb) { f.put16(f.slotEntry(f.root(), hChunkSize), 2) }),
+		cover("fb-uoffset-zero", "the name_index offset of a file without tensors is 0: it names its own bytes as an empty vector, which overlaps the field",
+			fileSpec{}, func(f *fb) { f.put32(f.field(f.root(), hNameIndex), 0) }),
+	}
+	return append(coverage, []vector{
 		h("file identifier SWT2 instead of SWT1", "identifier-wrong", func(f *fb) { copy(f.b[4:], "SWT2") }),
 		h("the root offset points past the end of the header", "root-offset-past-end", func(f *fb) { f.put32(0, uint32(len(f.b))+16) }),
 		h("the root offset is not 4-aligned", "root-table-misaligned", func(f *fb) { f.put32(0, f.root()+2) }),
@@ -169,7 +219,7 @@ func structure() []vector {
 				f := &b.fb
 				f.put16(f.slotEntry(f.table(f.ref(f.tensor(0), tAttrs), 0), kvKey), 0)
 			})),
-	}
+	}...)
 }
 
 // with1 returns one() changed by edit.
@@ -187,8 +237,10 @@ func tensors() []vector {
 	shape := func(s ...int64) func() []byte {
 		return tensorEdit(one(), 0, func(e *format.TensorEntry) { e.Shape = s })
 	}
-	var rank17 []int64
-	for range 17 {
+	// [2, 3, 1, ..., 1]: the six elements the tensor's 24 bytes hold, so
+	// only the rank is wrong.
+	rank17 := []int64{2, 3}
+	for range 15 {
 		rank17 = append(rank17, 1)
 	}
 	return []vector{
@@ -435,8 +487,8 @@ func trailing() []vector {
 			blk(func(b []byte) []byte { return put64(b, 8, uint64(len(b))+1) })),
 		bad("signature-block-count-zero", format.ErrSignatureBlock, "R28", "an entry count of 0",
 			appendBytes(one(), sigBlock())),
-		bad("signature-block-count-over-limit", format.ErrSignatureBlock, "R28", "an entry count of 17, over the default limit of 16",
-			blk(func(b []byte) []byte { return put32(b, 16, 17) })),
+		bad("signature-block-count-over-limit", format.ErrLimit, "R28", "17 well-formed entries, over the default limit of 16",
+			appendBytes(one(), sigBlock(slices.Repeat([]format.SignatureEntry{sigEntry()}, 17)...))),
 		bad("signature-block-count-too-large", format.ErrSignatureBlock, "R28", "an entry count of 2 for a block of one entry",
 			blk(func(b []byte) []byte { return put32(b, 16, 2) })),
 		bad("signature-block-reserved-nonzero", format.ErrSignatureBlock, "R28", "the block's reserved field is 1",

@@ -16,11 +16,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"filippo.io/edwards25519"
 
 	"github.com/safeweights/safeweights/decode"
 	"github.com/safeweights/safeweights/encode"
@@ -47,6 +50,36 @@ type vector struct {
 	trusted  []ed25519.PrivateKey
 	detached []byte
 	all      bool
+	refused  [][]byte // public keys a reader must refuse to trust (sign.ErrWeakKey)
+}
+
+// le32 is the 32-byte little-endian encoding of x.
+func le32(x *big.Int) []byte {
+	b := make([]byte, 32)
+	x.FillBytes(b)
+	slices.Reverse(b)
+	return b
+}
+
+// weakKeys are public keys no signer owns (SIGNATURES.md section 3): the
+// identity, the point of order 2, a non-canonical encoding of the identity
+// (y = p + 1), and a non-canonical encoding (y >= p) of a point of large order.
+func weakKeys() (identity, order2, identityNonCanonical, nonCanonical []byte, err error) {
+	p := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
+	identity = le32(big.NewInt(1))
+	order2 = le32(new(big.Int).Sub(p, big.NewInt(1)))
+	identityNonCanonical = le32(new(big.Int).Add(p, big.NewInt(1)))
+	for v := int64(2); v < 19; v++ {
+		b := le32(new(big.Int).Add(p, big.NewInt(v)))
+		var a edwards25519.Point
+		if _, err := a.SetBytes(b); err != nil {
+			continue
+		}
+		if new(edwards25519.Point).MultByCofactor(&a).Equal(edwards25519.NewIdentityPoint()) == 0 {
+			return identity, order2, identityNonCanonical, b, nil
+		}
+	}
+	return nil, nil, nil, nil, errors.New("no non-canonical encoding of a large-order point below 2^255")
 }
 
 // Keys A, B, C, D: seeds of 32 equal bytes 0xA1, 0xB2, ...
@@ -190,7 +223,48 @@ func vectors(dir string) ([]vector, error) {
 	tamperedData := slices.Clone(signedA)
 	tamperedData[pre.DataOffset+64+1100] ^= 0x10 // decoder.weight, second chunk
 
+	identity, order2, identityNC, nonCanonical, err := weakKeys()
+	if err != nil {
+		return nil, err
+	}
+	// The forgery a small-order key A admits: R the identity and S = 0
+	// satisfy [S]B = R + [k]A for every message when [k]A is the identity,
+	// which [8]A = identity makes true for one k in eight, and always for A
+	// the identity.
+	forged := func(pub []byte) func([]format.SignatureEntry) []format.SignatureEntry {
+		return func(e []format.SignatureEntry) []format.SignatureEntry {
+			e[0].KeyID = sign.KeyIDOf(pub)
+			e[0].Signature = append(slices.Clone(identity), make([]byte, 32)...)
+			return e
+		}
+	}
+	// S + L: the same signature with a non-canonical S, which
+	// crypto/ed25519 refuses (S < L is required).
+	sPlusL := func(e []format.SignatureEntry) []format.SignatureEntry {
+		l, _ := new(big.Int).SetString("7237005577332262213973186563042994240857116359379907606001950938285454250989", 10)
+		sb := slices.Clone(e[0].Signature[32:])
+		slices.Reverse(sb)
+		sv := new(big.Int).Add(new(big.Int).SetBytes(sb), l)
+		e[0].Signature = append(slices.Clone(e[0].Signature[:32]), le32(sv)...)
+		return e
+	}
+
 	vs := []vector{
+		{name: "key-small-order-identity", expect: format.ErrNoSignature, rule: "V1",
+			comment: "signed by the identity point as public key (R the identity, S = 0, which verifies every message); the key is refused when trusted, so no key is trusted",
+			data:    must(reblock(signedA, forged(identity))), refused: [][]byte{identity}},
+		{name: "key-small-order-2", expect: format.ErrNoSignature, rule: "V1",
+			comment: "signed by the point of order 2 (y = -1) as public key; the key is refused when trusted",
+			data:    must(reblock(signedA, forged(order2))), refused: [][]byte{order2}},
+		{name: "key-small-order-non-canonical", expect: format.ErrNoSignature, rule: "V1",
+			comment: "signed by a non-canonical encoding of the identity (y = p + 1) as public key; the key is refused when trusted",
+			data:    must(reblock(signedA, forged(identityNC))), refused: [][]byte{identityNC}},
+		{name: "key-non-canonical", expect: format.ErrNoSignature, rule: "V1",
+			comment: "the trusted key is a non-canonical encoding (y >= p) of a point of large order; it is refused when trusted",
+			data:    signedA, refused: [][]byte{nonCanonical}},
+		{name: "signature-s-not-reduced", expect: format.ErrSignature, rule: "V5",
+			comment: "a valid signature by the trusted key with S replaced by S + L: S must be below L",
+			data:    must(reblock(signedA, sPlusL)), trusted: []ed25519.PrivateKey{keyA}},
 		{name: "ok-single", comment: "one Ed25519 signature by the trusted key",
 			data: signedA, trusted: []ed25519.PrivateKey{keyA}},
 		{name: "ok-multiple-require-all", comment: "signed by three keys; two are trusted and both must have signed",
@@ -325,6 +399,13 @@ func render(v vector) []byte {
 	if v.all {
 		h.WriteString("require: all\n")
 	}
+	if v.refused != nil {
+		ks = nil
+		for _, k := range v.refused {
+			ks = append(ks, hex.EncodeToString(k))
+		}
+		fmt.Fprintf(&h, "refused: %s\n", strings.Join(ks, " "))
+	}
 	if v.detached != nil {
 		fmt.Fprintf(&h, "detached: %s\n", hex.EncodeToString(v.detached))
 	}
@@ -359,6 +440,15 @@ func Run(c testvectors.Case) error {
 			return fmt.Errorf("bad trusted key %q", h)
 		}
 		pubs = append(pubs, k)
+	}
+	for _, h := range strings.Fields(c.Keys["refused"]) {
+		k, err := hex.DecodeString(h)
+		if err != nil || len(k) != ed25519.PublicKeySize {
+			return fmt.Errorf("bad refused key %q", h)
+		}
+		if _, err := sign.NewKeyRing(k); !errors.Is(err, sign.ErrWeakKey) {
+			return fmt.Errorf("refused key %s: NewKeyRing gave %v, want sign.ErrWeakKey", h, err)
+		}
 	}
 	kr, err := sign.NewKeyRing(pubs...)
 	if err != nil {
