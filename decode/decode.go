@@ -29,13 +29,20 @@ type File struct {
 	sigBlock []byte // the signature block, or nil
 	sigs     []format.SignatureEntry
 
-	verified []atomic.Bool // per tensor, when digests were checked
+	verified []atomic.Bool // per tensor: its mapping was checked (views only)
+	padded   []atomic.Bool // per tensor: its padding was checked (R25)
 	closed   atomic.Bool
 	mu       sync.Mutex // serializes Close
 }
 
 // Open opens the file at path, maps it read-only and verifies its header.
 func Open(path string, opts ...Option) (*File, error) {
+	return OpenContext(context.Background(), path, opts...)
+}
+
+// OpenContext is Open with a context, which bounds the eager verification
+// of VerifyEager.
+func OpenContext(ctx context.Context, path string, opts ...Option) (*File, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
@@ -61,7 +68,7 @@ func Open(path string, opts ...Option) (*File, error) {
 			return nil, fmt.Errorf("decode: mmap %s: %w", path, err)
 		}
 	}
-	if err := f.init(); err != nil {
+	if err := f.init(ctx); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -71,6 +78,12 @@ func Open(path string, opts ...Option) (*File, error) {
 // NewReader reads a file of size bytes from r. Tensor bytes are copied on
 // access. The caller keeps r open until it is done with the File.
 func NewReader(r io.ReaderAt, size int64, opts ...Option) (*File, error) {
+	return NewReaderContext(context.Background(), r, size, opts...)
+}
+
+// NewReaderContext is NewReader with a context, which bounds the eager
+// verification of VerifyEager.
+func NewReaderContext(ctx context.Context, r io.ReaderAt, size int64, opts ...Option) (*File, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
@@ -79,7 +92,7 @@ func NewReader(r io.ReaderAt, size int64, opts ...Option) (*File, error) {
 		return nil, fmt.Errorf("decode: negative size %d", size)
 	}
 	f := &File{cfg: cfg, size: size, ra: r}
-	if err := f.init(); err != nil {
+	if err := f.init(ctx); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -132,7 +145,7 @@ func (f *File) guard(fn func()) (err error) {
 	return nil
 }
 
-func (f *File) init() error {
+func (f *File) init(ctx context.Context) error {
 	lim := f.cfg.limits
 	// One read takes the preamble and, with the default alignment, all of
 	// the padding before the data region; another takes the padding after
@@ -202,6 +215,7 @@ func (f *File) init() error {
 
 	if f.cfg.verify != VerifyNone {
 		f.verified = make([]atomic.Bool, f.hdr.NumTensors())
+		f.padded = make([]atomic.Bool, f.hdr.NumTensors())
 	}
 	for _, p := range f.cfg.policies {
 		if err := p.Check(f); err != nil {
@@ -209,7 +223,7 @@ func (f *File) init() error {
 		}
 	}
 	if f.cfg.verify == VerifyEager {
-		if err := f.Verify(context.Background(), VerifyOptions{}); err != nil {
+		if err := f.Verify(ctx, VerifyOptions{}); err != nil {
 			return err
 		}
 	}

@@ -40,6 +40,7 @@ type config struct {
 	minVerify VerifyMode // raised by policies; applied after all options
 	policies  []Policy
 	noMap     bool
+	checked   bool // no views: every read is a checked copy
 }
 
 // An Option configures Open, NewReader and Inspect.
@@ -78,6 +79,10 @@ func WithPolicy(p Policy) Option {
 		if mv, ok := p.(MinVerifier); ok && mv.MinVerify() > c.verify {
 			c.minVerify = max(c.minVerify, mv.MinVerify())
 		}
+		if cr, ok := p.(CheckedReader); ok && cr.CheckedReads() {
+			c.checked = true
+			c.minVerify = max(c.minVerify, VerifyLazy)
+		}
 		return nil
 	}
 }
@@ -85,6 +90,27 @@ func WithPolicy(p Policy) Option {
 // WithoutMmap makes Open read with pread instead of mapping the file.
 func WithoutMmap() Option {
 	return func(c *config) error { c.noMap = true; return nil }
+}
+
+// WithCheckedReads makes every read of tensor bytes a copy that is hashed
+// where it landed, on every call, also on a mapped file: Bytes and Stored
+// return no views of the mapping, which another writer of the file could
+// change after their check. Use it for files the process does not own
+// (spec/SPEC.md section 5.1). It implies VerifyLazy.
+func WithCheckedReads() Option {
+	return func(c *config) error {
+		c.checked = true
+		c.minVerify = max(c.minVerify, VerifyLazy)
+		return nil
+	}
+}
+
+// A Policy that also implements CheckedReader and returns true makes the
+// files it is applied to use checked reads (WithCheckedReads): the
+// signature policy does, so that no byte of a signed file is handed out
+// that was not hashed where the caller receives it.
+type CheckedReader interface {
+	CheckedReads() bool
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -101,3 +127,6 @@ func newConfig(opts []Option) (config, error) {
 // VerifyMode is the verify mode the file was opened with, after policies
 // raised it.
 func (f *File) VerifyMode() VerifyMode { return f.cfg.verify }
+
+// CheckedReads reports whether every read is a checked copy (no views).
+func (f *File) CheckedReads() bool { return f.cfg.checked }

@@ -428,23 +428,10 @@ func (t *Tensor) readSlice(s Slice, dst []byte, opts SliceOptions) error {
 		}
 		return nil
 	}
-	if err := t.checkTrailingPadding(); err != nil {
+	if err := t.CheckPadding(); err != nil {
 		return err
 	}
 	return t.readSliceVerified(rs, dst, opts.Reads)
-}
-
-// checkTrailingPadding checks the padding between the end of t's stored
-// bytes and the next tensor (or the end of the data region): R25, before
-// any of t's bytes are handed out.
-func (t *Tensor) checkTrailingPadding() error {
-	end := t.Offset + t.StoredLength
-	next, ok := format.AlignUp(uint64(end), uint64(t.f.pre.Alignment))
-	if !ok {
-		return nil // cannot happen: the header placed the tensor in the file
-	}
-	hi := min(int64(next), int64(t.f.pre.DataEnd()))
-	return t.f.checkZero(end, hi, t.f.readCopy)
 }
 
 // maxSliceRead is the most bytes one read of a slice takes when it spans

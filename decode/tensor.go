@@ -49,27 +49,65 @@ func (t *Tensor) ChunkDigest(i int) []byte {
 	return t.digests[i*format.DigestSize : (i+1)*format.DigestSize]
 }
 
-// Stored returns the stored bytes: a view of the mapping for a mapped file,
-// else a copy. For a raw tensor they are its canonical bytes.
+// Stored returns the stored bytes: for a raw tensor, its canonical bytes.
+// Where the file allows views (see Bytes) they are a view of the mapping;
+// otherwise a new slice, read once and, under a verify mode, hashed where it
+// landed before it is returned.
 func (t *Tensor) Stored() ([]byte, error) {
-	if err := t.checkAccess(); err != nil {
-		return nil, err
-	}
 	return t.stored()
 }
 
+// viewable reports whether t's bytes may be handed out as a view of the
+// mapping: the file is mapped, the caller did not ask for checked reads,
+// and the bytes are not fed to the decompressor under a verify mode (a
+// view can change under the decoder after its check; a checked copy
+// cannot).
+func (t *Tensor) viewable() bool {
+	return t.f.data != nil && !t.f.cfg.checked &&
+		(t.Compression == format.None || t.f.cfg.verify == VerifyNone)
+}
+
+// stored returns the stored bytes: a view where viewable, checked at first
+// access under a verify mode; otherwise a copy from readStored.
 func (t *Tensor) stored() ([]byte, error) {
-	if t.f.data != nil {
+	if t.viewable() {
+		if err := t.checkAccess(); err != nil {
+			return nil, err
+		}
 		return t.f.data[t.Offset : t.Offset+t.StoredLength : t.Offset+t.StoredLength], nil
 	}
+	if t.f.closed.Load() {
+		return nil, errClosed
+	}
 	b := make([]byte, t.StoredLength)
-	if err := t.f.readCopy(b, t.Offset); err != nil {
+	if err := t.readStored(b); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
 
-// checkAccess enforces the verify mode before bytes are handed out.
+// readStored reads t's stored bytes into b (len(b) == StoredLength), once,
+// and under a verify mode checks t's padding and hashes every chunk of b
+// itself against the header before returning: the bytes a caller gets are
+// the bytes that were hashed, whatever the source returns on a later read.
+func (t *Tensor) readStored(b []byte) error {
+	if t.f.closed.Load() {
+		return errClosed
+	}
+	if t.f.cfg.verify == VerifyNone {
+		return t.f.readCopy(b, t.Offset)
+	}
+	if err := t.CheckPadding(); err != nil {
+		return err
+	}
+	return t.f.readHashed(t, b, 0)
+}
+
+// checkAccess enforces the verify mode before a view is handed out: the
+// first access hashes the tensor's stored bytes and checks its padding; the
+// mapping then stays trusted for the life of the File. It guarantees what
+// the file held at that check, not what another writer puts there later
+// (spec/SPEC.md section 5.1).
 func (t *Tensor) checkAccess() error {
 	if t.f.closed.Load() {
 		return errClosed
@@ -77,20 +115,26 @@ func (t *Tensor) checkAccess() error {
 	if t.f.verified == nil || t.f.verified[t.index].Load() {
 		return nil
 	}
+	if err := t.CheckPadding(); err != nil {
+		return err
+	}
 	if err := t.f.verifyTensors([]int{t.index}, VerifyOptions{}); err != nil {
 		return err
 	}
 	return nil
 }
 
-// Bytes returns the tensor's canonical row-major little-endian bytes. For a
-// raw tensor of a mapped file they are a read-only view of the mapping,
-// valid until Close; otherwise a new slice. Compressed tensors are decoded,
-// bounded by their declared length and the MaxDecompressedSize limit.
+// Bytes returns the tensor's canonical row-major little-endian bytes.
+//
+// For a raw tensor of a mapped file opened without WithCheckedReads (and
+// without a policy that asks for checked reads, such as sign.Require) they
+// are a read-only view of the mapping, valid until Close: zero-copy, and
+// under a verify mode checked once, at first access. Otherwise they are a
+// new slice read once from the file and, under a verify mode, hashed in
+// that very slice before it is returned, on every call. Compressed tensors
+// are decoded from such a checked copy, bounded by their declared length
+// and the MaxDecompressedSize limit.
 func (t *Tensor) Bytes() ([]byte, error) {
-	if err := t.checkAccess(); err != nil {
-		return nil, err
-	}
 	if t.Compression == format.None {
 		return t.stored()
 	}
@@ -107,18 +151,52 @@ func (t *Tensor) Bytes() ([]byte, error) {
 }
 
 // ReadInto copies the tensor's canonical bytes into dst, which must be
-// exactly Length bytes long.
+// exactly Length bytes long. Under a verify mode a raw tensor is read into
+// dst once and hashed there; a compressed one is decoded from a checked
+// copy of its stored bytes.
 func (t *Tensor) ReadInto(dst []byte) error {
 	if int64(len(dst)) != t.Length {
 		return fmt.Errorf("decode: tensor %q: buffer of %d bytes, want %d", t.Name, len(dst), t.Length)
 	}
-	if err := t.checkAccess(); err != nil {
-		return err
-	}
 	if t.Compression == format.None {
-		return t.f.readCopy(dst, t.Offset)
+		return t.readStored(dst)
 	}
 	return t.decompress(dst)
+}
+
+// CheckPadding checks that the padding on both sides of t's stored bytes is
+// zero (R25): from the end of the previous tensor (or the start of the data
+// region) to t, and from t to the next tensor (or the end of the data
+// region). The reading paths call it before t's bytes are first handed out
+// under a verify mode, so that a file cannot carry bytes between its
+// tensors that only a whole-file Verify would see.
+func (t *Tensor) CheckPadding() error {
+	f := t.f
+	if f.closed.Load() {
+		return errClosed
+	}
+	if f.padded != nil && f.padded[t.index].Load() {
+		return nil
+	}
+	lo := int64(f.pre.DataOffset)
+	if t.index > 0 {
+		e := f.hdr.Tensor(t.index - 1)
+		lo = int64(f.pre.DataOffset + e.Offset + e.StoredLength)
+	}
+	if err := f.checkZero(lo, t.Offset, f.readCopy); err != nil {
+		return err
+	}
+	hi := int64(f.pre.DataEnd())
+	if t.index+1 < f.NumTensors() {
+		hi = int64(f.pre.DataOffset + f.hdr.Tensor(t.index+1).Offset)
+	}
+	if err := f.checkZero(t.Offset+t.StoredLength, hi, f.readCopy); err != nil {
+		return err
+	}
+	if f.padded != nil {
+		f.padded[t.index].Store(true)
+	}
+	return nil
 }
 
 // checkDecodedSize enforces the MaxDecompressedSize limit (R27).

@@ -66,7 +66,63 @@ func (f *File) checkGaps() error {
 		}
 		end = off + int64(e.StoredLength)
 	}
-	return nil
+	return f.checkZero(end, int64(f.pre.DataEnd()), f.readCopy)
+}
+
+// readHashed reads t's stored bytes into b (len(b) == t.StoredLength) and
+// hashes each chunk in b itself, in parallel: every worker reads a chunk
+// straight into its place in b and hashes it there, so reading overlaps
+// hashing and every byte is read once. workers <= 0 means GOMAXPROCS.
+func (f *File) readHashed(t *Tensor, b []byte, workers int) error {
+	if int64(len(b)) != t.StoredLength {
+		return fmt.Errorf("decode: tensor %q: buffer of %d bytes, want %d", t.Name, len(b), t.StoredLength)
+	}
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	n := t.NumChunks()
+	if n == 0 {
+		return nil
+	}
+	cs := f.ChunkSize()
+	// With fewer chunks than workers, each chunk is hashed on several
+	// goroutines (BLAKE3 is a tree).
+	per := max(1, workers/n)
+	workers = max(1, min(workers, n))
+	var (
+		next     atomic.Int64
+		firstErr error
+		errOnce  sync.Once
+		stop     atomic.Bool
+		wg       sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for !stop.Load() {
+				c := next.Add(1) - 1
+				if c >= int64(n) {
+					return
+				}
+				lo := c * cs
+				p := b[lo:min(lo+cs, t.StoredLength)]
+				err := f.readCopy(p, t.Offset+lo)
+				if err == nil {
+					sum := f.pre.DigestAlgorithm.SumParallel(p, per)
+					if !bytes.Equal(sum[:], t.ChunkDigest(int(c))) {
+						err = &format.FormatError{Kind: format.ErrDigest, Rule: "R26", Offset: t.Offset + lo,
+							Field: fmt.Sprintf("tensor %q chunk %d", t.Name, c), Reason: "stored bytes do not match the header"}
+					}
+				}
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					stop.Store(true)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
 }
 
 type chunkJob struct {

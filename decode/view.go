@@ -2,6 +2,7 @@ package decode
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"reflect"
 	"unsafe"
@@ -54,14 +55,20 @@ var hostLittleEndian = func() bool {
 	return *(*byte)(unsafe.Pointer(&x)) == 1
 }()
 
+// ErrElementType is returned by View for an element type that does not
+// match the tensor's dtype.
+var ErrElementType = errors.New("decode: element type does not match the dtype")
+
 // View returns the tensor's elements as a []T. On a little-endian host, for
 // a raw tensor of a mapped file whose data is aligned for T (the format's
 // alignment guarantees it), the slice is a read-only view of the mapping,
-// valid until Close: writing to it faults. Otherwise it is a copy.
+// valid until Close: writing to it faults. Otherwise (checked reads,
+// compressed tensors, NewReader) it is a copy. A T that does not match the
+// dtype gives ErrElementType.
 func View[T Element](t *Tensor) ([]T, error) {
 	if !elementOK[T](t.DType) {
 		var z T
-		return nil, fmt.Errorf("decode: tensor %q is %v, cannot view as %T", t.Name, t.DType, z)
+		return nil, fmt.Errorf("%w: tensor %q is %v, cannot view as %T", ErrElementType, t.Name, t.DType, z)
 	}
 	b, err := t.Bytes()
 	if err != nil {

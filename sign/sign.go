@@ -453,6 +453,11 @@ func Require(trusted *KeyRing, options ...VerifyOption) *Policy {
 // checks each tensor's digests before returning its bytes, at least lazily.
 func (p *Policy) MinVerify() decode.VerifyMode { return decode.VerifyLazy }
 
+// CheckedReads implements decode.CheckedReader: a signed file is read
+// through checked copies, never handed out as views of a mapping that
+// another writer could change after the check.
+func (p *Policy) CheckedReads() bool { return true }
+
 // Check implements decode.Policy. It verifies the signatures over the header.
 // Through decode.WithPolicy the file's verify mode is at least lazy, so no
 // unchecked tensor byte can be returned; called directly on a file opened
@@ -485,6 +490,7 @@ func (p *Policy) Check(f *decode.File) error {
 }
 
 var (
-	_ decode.Policy      = (*Policy)(nil)
-	_ decode.MinVerifier = (*Policy)(nil)
+	_ decode.Policy        = (*Policy)(nil)
+	_ decode.MinVerifier   = (*Policy)(nil)
+	_ decode.CheckedReader = (*Policy)(nil)
 )
