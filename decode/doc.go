@@ -15,5 +15,15 @@
 // crashing the program; slices returned by Bytes and View alias the mapping
 // and must not be used after Close (doing so faults).
 //
+// What a check guarantees (spec/SPEC.md section 5.1): every copying read
+// (ReadInto, Bytes and Stored without a mapping, compressed tensors, slices)
+// reads the stored bytes once into the buffer it returns, hashes that
+// buffer, and returns it only if every digest matched, on every call. A
+// view of the mapping (Bytes, Stored and View on a mapped file) is checked
+// once, at its first access, and shows whatever another writer of the file
+// puts there later: use views for files you own, and WithCheckedReads (which
+// sign.Require implies) for files others can write. Under a verify mode the
+// padding around a tensor is checked before its first read.
+//
 // A File is safe for concurrent use by multiple goroutines.
 package decode
