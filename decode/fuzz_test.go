@@ -80,6 +80,7 @@ func fuzzOne(t *testing.T, data []byte) {
 		return
 	}
 	defer m.Close()
+	fuzzChangingSource(t, data)
 
 	runtime.ReadMemStats(&before)
 	got, gerr := readAll(r)
@@ -261,5 +262,40 @@ func TestVerifyAllocation(t *testing.T) {
 			t.Errorf("%s: verifying 100 bytes allocated %d bytes", how, n)
 		}
 		f.Close()
+	}
+}
+
+// fuzzChangingSource reads every tensor lazily, with checked reads, from a
+// source whose data region changes after the File is open: whatever is
+// returned must be what a steady source returns for a tensor that
+// verifies, and a tensor that does not verify must not be returned.
+func fuzzChangingSource(t *testing.T, data []byte) {
+	ref, err := decode.NewReader(bytes.NewReader(data), int64(len(data)), decode.WithLimits(fuzzLimits), decode.WithVerify(decode.VerifyLazy))
+	if err != nil {
+		return
+	}
+	pre := ref.Preamble()
+	for _, evil := range []func(*shifty) bool{afterFirst, everyOther} {
+		src := &shifty{data: data, lo: int64(pre.DataOffset), hi: int64(pre.DataEnd()), evil: evil}
+		f, err := decode.NewReader(src, int64(len(data)), decode.WithLimits(fuzzLimits), decode.WithCheckedReads())
+		if err != nil {
+			t.Fatalf("a steady open succeeded, a changing one failed: %v", err)
+		}
+		src.mu.Lock()
+		src.armed = true
+		src.mu.Unlock()
+		for i := range f.NumTensors() {
+			got, err := f.TensorAt(i).Bytes()
+			if err != nil {
+				continue
+			}
+			want, werr := ref.TensorAt(i).Bytes()
+			if werr != nil {
+				t.Fatalf("tensor %d: returned from a changing source but fails on a steady one: %v", i, werr)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("tensor %d: a changing source's bytes were returned", i)
+			}
+		}
 	}
 }
