@@ -105,12 +105,18 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 		ctx = context.Background()
 	}
 	var jobs []chunkJob
+	var frames []*Tensor // compressed tensors: zverify.go
 	var total, largest int64
 	for _, i := range idx {
 		if f.verified != nil && f.verified[i].Load() {
 			continue
 		}
 		t := f.TensorAt(i)
+		if t.Compression != format.None {
+			frames = append(frames, t)
+			total += t.StoredLength
+			continue
+		}
 		for c := range t.NumChunks() {
 			jobs = append(jobs, chunkJob{t, c})
 		}
@@ -168,6 +174,15 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 	wg.Wait()
 	if firstErr != nil {
 		return firstErr
+	}
+	for _, t := range frames {
+		if err := f.verifyFrame(ctx, t, func(n int64) {
+			if d := done.Add(n); opts.Progress != nil {
+				opts.Progress(d, total)
+			}
+		}); err != nil {
+			return err
+		}
 	}
 	if f.verified != nil {
 		for _, i := range idx {
