@@ -60,3 +60,25 @@ func (f *File) verifyFrame(ctx context.Context, t *Tensor, add func(int64)) erro
 	}
 	return t.frameError(v.Close())
 }
+
+// CheckFrame walks a compressed tensor's zstd frame without decoding it
+// (R27: the decompression limit, the frame's structure and the expansion
+// bound) and returns nil for a raw tensor. A loader that sizes buffers from
+// Length calls it first, so that a frame that cannot produce Length bytes
+// reserves nothing.
+func (t *Tensor) CheckFrame() error {
+	if t.Compression == format.None {
+		return nil
+	}
+	if t.f.closed.Load() {
+		return errClosed
+	}
+	if err := t.checkDecodedSize(); err != nil {
+		return err
+	}
+	src, err := t.stored()
+	if err != nil {
+		return err
+	}
+	return t.checkFrame(src)
+}

@@ -46,6 +46,9 @@ func TestBytesExpansionBoundAllocatesLittle(t *testing.T) {
 	runtime.ReadMemStats(&m0)
 	_, err := tt.Bytes()
 	runtime.ReadMemStats(&m1)
+	if cerr := tt.CheckFrame(); !errors.Is(cerr, format.ErrCompression) {
+		t.Fatalf("CheckFrame: %v, want ErrCompression", cerr)
+	}
 	if !errors.Is(err, format.ErrCompression) {
 		t.Fatalf("Bytes: %v, want ErrCompression", err)
 	}
