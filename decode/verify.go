@@ -26,7 +26,9 @@ type VerifyOptions struct {
 }
 
 // Verify checks the chunk digests of the chosen tensors in parallel (R26)
-// and, when checking every tensor, that all padding is zero (R25). It returns
+// and, when checking every tensor, that all padding is zero (R25). Each
+// compressed tensor's frame is also checked and decoded, streaming (R27;
+// zverify.go). It returns
 // the first mismatch as a *format.FormatError naming the tensor and chunk, or
 // ctx's error if ctx is cancelled first.
 func (f *File) Verify(ctx context.Context, opts VerifyOptions) error {
