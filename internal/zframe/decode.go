@@ -46,10 +46,11 @@ func Decode(dst, src []byte, lim Limits) error {
 // Verifier checks a frame fed to it in pieces, decoding it to a counter
 // and never holding more than the decoder's window.
 type Verifier struct {
-	w    *walker
-	err  error
-	pw   *io.PipeWriter
-	done chan result
+	w          *walker
+	sentHeader bool
+	err        error
+	pw         *io.PipeWriter
+	done       chan result
 }
 
 type result struct {
@@ -92,11 +93,21 @@ func (v *Verifier) Write(p []byte) (int, error) {
 	if v.err != nil {
 		return 0, v.err
 	}
+	before := v.w.off
 	if err := v.w.write(p); err != nil {
 		v.fail(err)
 		return 0, err
 	}
-	if _, err := v.pw.Write(p); err != nil {
+	q := p
+	if !v.sentHeader {
+		if v.w.state == stHeader {
+			return len(p), nil // the walker holds the header so far
+		}
+		// The header is complete: send the decoder's version of it.
+		q = append(v.w.decoderHeader(), p[int64(v.w.hneed)-before:]...)
+		v.sentHeader = true
+	}
+	if _, err := v.pw.Write(q); err != nil {
 		// The decoder stopped early: its result says why.
 		v.pw.Close()
 		r := <-v.done

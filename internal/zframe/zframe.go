@@ -55,6 +55,7 @@ const (
 	skippableMask = 0xFFFFFFF0
 	skippableBase = 0x184D2A50
 	maxBlock      = 128 << 10
+	minWindow     = 1 << 10
 )
 
 // walker checks a frame's structure as its bytes arrive, in any pieces.
@@ -69,8 +70,9 @@ type walker struct {
 	bhn     int
 	skip    int64 // bytes of the current block body (or checksum) left
 	sum     bool  // a content checksum follows the last block
-	window  int64
-	bms     int64 // Block_Maximum_Size
+	window  int64 // Window_Size
+	eff     int64 // the effective window: min(Window_Size, max(want, 1 KiB))
+	bms     int64 // Block_Maximum_Size of the effective window
 	lo, hi  int64 // bytes the blocks seen so far produce: exactly (raw, RLE), at most
 	off     int64 // bytes consumed
 	blocks  int64
@@ -223,8 +225,33 @@ func (w *walker) parseHeader() error {
 		return bad("window of %d bytes over %d", window, MaxWindow)
 	}
 	w.window = int64(window)
-	w.bms = min(w.window, maxBlock)
+	// A frame never refers further back than its content, so the window a
+	// decoder needs is at most the content size (at least the 1 KiB
+	// minimum of RFC 8878): a 5000-byte frame naming a 128 MiB window must
+	// not make a reader reserve 128 MiB.
+	w.eff = min(w.window, max(w.want, minWindow))
+	w.bms = min(w.eff, maxBlock)
 	return nil
+}
+
+// decoderHeader is the frame header to give a streaming decoder: the
+// original, with the window descriptor lowered to the smallest one that
+// covers the effective window when the frame names a larger one.
+func (w *walker) decoderHeader() []byte {
+	h := append([]byte(nil), w.hdr[:w.hneed]...)
+	if h[4]&0x20 != 0 || w.eff == w.window {
+		return h
+	}
+	for exp := uint64(0); exp < 32; exp++ {
+		base := uint64(1) << (10 + exp)
+		for m := uint64(0); m < 8; m++ {
+			if base+base/8*m >= uint64(w.eff) {
+				h[5] = byte(exp<<3 | m)
+				return h
+			}
+		}
+	}
+	return h
 }
 
 // block handles the block header in w.bh (RFC 8878 section 3.1.1.2).
@@ -246,8 +273,8 @@ func (w *walker) block() error {
 		w.hi += size
 		w.skip = 1
 	case 2: // compressed: size stored bytes, at most bms produced
-		if size == 0 {
-			return bad("block %d: compressed block of 0 bytes", w.blocks)
+		if size < 2 { // a literals header and a sequences header
+			return bad("block %d: compressed block of %d bytes", w.blocks, size)
 		}
 		w.hi += w.bms
 		w.skip = size

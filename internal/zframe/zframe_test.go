@@ -271,3 +271,26 @@ func FuzzZframe(f *testing.F) {
 		all(t, src, want)
 	})
 }
+
+// A frame naming a 128 MiB window for 5000 bytes is valid, and verifying it
+// reserves memory for the content, not for the window.
+func TestVerifierMemoryBoundedByContent(t *testing.T) {
+	d := data(5000)
+	f := frame(0, 17<<3, 5000, raw(false, d[:4000]), raw(true, d[4000:]))
+	ok(t, f, 5000)
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	v := NewVerifier(5000, lim)
+	if _, err := v.Write(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&m1)
+	if a := m1.TotalAlloc - m0.TotalAlloc; a > 4<<20 {
+		t.Fatalf("Verifier allocated %d bytes for a 5000-byte frame", a)
+	}
+	// A compressed block larger than the content is refused.
+	refused(t, frame(0, 17<<3, 1500, append(blockHeader(true, 2, 1600), make([]byte, 1600)...)), 1500, false)
+}
