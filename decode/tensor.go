@@ -4,9 +4,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/safeweights/safeweights/format"
+	"github.com/safeweights/safeweights/internal/zframe"
 )
 
 // Tensor describes one tensor of a File and reads its bytes.
@@ -143,8 +142,15 @@ func (t *Tensor) Bytes() ([]byte, error) {
 	if err := t.checkDecodedSize(); err != nil {
 		return nil, err
 	}
+	src, err := t.stored()
+	if err != nil {
+		return nil, err
+	}
+	if err := t.checkFrame(src); err != nil {
+		return nil, err
+	}
 	dst := make([]byte, t.Length)
-	if err := t.decompress(dst); err != nil {
+	if err := t.decodeFrame(dst, src); err != nil {
 		return nil, err
 	}
 	return dst, nil
@@ -208,7 +214,8 @@ func (t *Tensor) checkDecodedSize() error {
 	return nil
 }
 
-// R27: a compressed tensor decodes to exactly its declared length.
+// R27: a compressed tensor is one zstd frame of a restricted form that
+// decodes to exactly its declared length (internal/zframe).
 func (t *Tensor) decompress(dst []byte) error {
 	if err := t.checkDecodedSize(); err != nil {
 		return err
@@ -217,91 +224,42 @@ func (t *Tensor) decompress(dst []byte) error {
 	if err != nil {
 		return err
 	}
-	bad := func(reason string, err error) error {
-		return &format.FormatError{Kind: format.ErrCompression, Rule: "R27", Offset: t.Offset,
-			Field: fmt.Sprintf("tensor %q", t.Name), Reason: reason, Err: err}
-	}
-	var hdr zstd.Header
-	if err := t.f.guard(func() { err = hdr.Decode(src) }); err != nil {
-		return err
-	}
-	if err != nil {
-		return bad("bad zstd frame header", err)
-	}
-	if hdr.Skippable || !hdr.HasFCS {
-		return bad("the frame does not declare its content size", nil)
-	}
-	if hdr.FrameContentSize != uint64(t.Length) {
-		return bad(fmt.Sprintf("frame declares %d bytes, the shape gives %d", hdr.FrameContentSize, t.Length), nil)
-	}
-	var end int
-	if err := t.f.guard(func() { end, err = frameEnd(src, hdr.HeaderSize, hdr.HasCheckSum) }); err != nil {
-		return err
-	}
-	if err != nil {
-		return bad("", err)
-	}
-	if end != len(src) {
-		return bad(fmt.Sprintf("%d bytes follow the frame", len(src)-end), nil)
-	}
-	dec, err := zstd.NewReader(nil,
-		zstd.WithDecoderConcurrency(1),
-		// The bound is the declared length, but never below the smallest
-		// window a frame may name; the length is checked again after.
-		zstd.WithDecoderMaxMemory(uint64(max(t.Length, 1<<20))+1),
-		// A single-segment frame's window is its whole content, which the
-		// length already bounds.
-		zstd.WithDecoderMaxWindow(uint64(min(max(t.Length, zstd.MinWindowSize), 1<<41))))
-	if err != nil {
-		return bad("", err)
-	}
-	defer dec.Close()
-	var out []byte
-	if gerr := t.f.guard(func() { out, err = dec.DecodeAll(src, dst[:0]) }); gerr != nil {
-		return gerr
-	}
-	if err != nil {
-		return bad("", err)
-	}
-	if int64(len(out)) != t.Length || (len(out) > 0 && &out[0] != &dst[0]) {
-		return bad(fmt.Sprintf("decodes to %d bytes, want %d", len(out), t.Length), nil)
-	}
-	return nil
+	return t.decodeFrame(dst, src)
 }
 
-// frameEnd walks the block headers of the zstd frame at the start of src
-// (RFC 8878 section 3.1.1) and returns the offset just past the frame, so
-// that a reader can insist that the stored bytes are exactly one frame. The
-// walk reads 3 bytes per block and never more than len(src).
-func frameEnd(src []byte, headerSize int, checksum bool) (int, error) {
-	off := headerSize
-	for {
-		if off+3 > len(src) {
-			return 0, errors.New("zstd frame truncated")
-		}
-		bh := uint32(src[off]) | uint32(src[off+1])<<8 | uint32(src[off+2])<<16
-		off += 3
-		size := int(bh >> 3)
-		switch (bh >> 1) & 3 {
-		case 0, 2: // raw, compressed: size bytes follow
-		case 1: // RLE: one byte follows
-			size = 1
-		default:
-			return 0, errors.New("zstd block of reserved type")
-		}
-		if size > len(src)-off {
-			return 0, errors.New("zstd block past the stored bytes")
-		}
-		off += size
-		if bh&1 != 0 {
-			break
-		}
+func (t *Tensor) decodeFrame(dst, src []byte) error {
+	var err error
+	if gerr := t.f.guard(func() { err = zframe.Decode(dst, src, t.zlimits()) }); gerr != nil {
+		return gerr
 	}
-	if checksum {
-		if len(src)-off < 4 {
-			return 0, errors.New("zstd checksum truncated")
-		}
-		off += 4
+	return t.frameError(err)
+}
+
+// checkFrame walks the frame's structure without decoding it, so that a
+// declared length the stored bytes cannot produce is refused before a
+// buffer of that length is made.
+func (t *Tensor) checkFrame(src []byte) error {
+	var err error
+	if gerr := t.f.guard(func() { err = zframe.Check(src, t.Length, t.zlimits()) }); gerr != nil {
+		return gerr
 	}
-	return off, nil
+	return t.frameError(err)
+}
+
+func (t *Tensor) zlimits() zframe.Limits {
+	return zframe.Limits{MaxContent: t.f.cfg.limits.MaxDecompressedSize}
+}
+
+// frameError maps a zframe refusal to the R27 kinds.
+func (t *Tensor) frameError(err error) error {
+	var ze *zframe.Error
+	if !errors.As(err, &ze) {
+		return err
+	}
+	kind := format.ErrCompression
+	if ze.Limit {
+		kind = format.ErrLimit
+	}
+	return &format.FormatError{Kind: kind, Rule: "R27", Offset: t.Offset,
+		Field: fmt.Sprintf("tensor %q", t.Name), Reason: ze.Reason, Err: ze.Err}
 }

@@ -26,7 +26,9 @@ type VerifyOptions struct {
 }
 
 // Verify checks the chunk digests of the chosen tensors in parallel (R26)
-// and, when checking every tensor, that all padding is zero (R25). It returns
+// and, when checking every tensor, that all padding is zero (R25). Each
+// compressed tensor's frame is also checked and decoded, streaming (R27;
+// zverify.go). It returns
 // the first mismatch as a *format.FormatError naming the tensor and chunk, or
 // ctx's error if ctx is cancelled first.
 func (f *File) Verify(ctx context.Context, opts VerifyOptions) error {
@@ -161,12 +163,18 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 		ctx = context.Background()
 	}
 	var jobs []chunkJob
+	var frames []*Tensor // compressed tensors: zverify.go
 	var total, largest int64
 	for _, i := range idx {
 		if f.verified != nil && f.verified[i].Load() {
 			continue
 		}
 		t := f.TensorAt(i)
+		if t.Compression != format.None {
+			frames = append(frames, t)
+			total += t.StoredLength
+			continue
+		}
 		for c := range t.NumChunks() {
 			jobs = append(jobs, chunkJob{t, c})
 		}
@@ -224,6 +232,15 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 	wg.Wait()
 	if firstErr != nil {
 		return firstErr
+	}
+	for _, t := range frames {
+		if err := f.verifyFrame(ctx, t, func(n int64) {
+			if d := done.Add(n); opts.Progress != nil {
+				opts.Progress(d, total)
+			}
+		}); err != nil {
+			return err
+		}
 	}
 	if f.verified != nil {
 		for _, i := range idx {

@@ -251,3 +251,52 @@ func (f *fb) append(align int, data []byte) uint32 {
 	f.b = append(f.b, data...)
 	return p
 }
+
+// zframe assembles a zstd frame by hand (RFC 8878 section 3.1.1): a
+// descriptor with an 8-byte content size and the extra bits fhd, a window
+// descriptor wd (its exponent; no window descriptor if single-segment is
+// among the extra bits), the dictionary id bytes did (their count sets the
+// dictionary id flag), then the blocks.
+func zframe(fhd byte, wd byte, did []byte, fcs uint64, blocks ...[]byte) []byte {
+	f := le.AppendUint32(nil, 0xFD2FB528)
+	flag := map[int]byte{0: 0, 1: 1, 2: 2, 4: 3}[len(did)]
+	f = append(f, 0xC0|fhd|flag)
+	if fhd&0x20 == 0 {
+		f = append(f, wd<<3)
+	}
+	f = append(f, did...)
+	f = le.AppendUint64(f, fcs)
+	for _, b := range blocks {
+		f = append(f, b...)
+	}
+	return f
+}
+
+// zblock is one block: its 3-byte header and body (one byte for RLE, type 1).
+func zblock(last bool, typ, size int, body []byte) []byte {
+	h := uint32(size)<<3 | uint32(typ)<<1
+	if last {
+		h |= 1
+	}
+	return append([]byte{byte(h), byte(h >> 8), byte(h >> 16)}, body...)
+}
+
+// zstdFrameCRC compresses data into one single-segment frame with a
+// content checksum.
+func zstdFrameCRC(data []byte) []byte {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true), zstd.WithSingleSegment(true))
+	if err != nil {
+		panic(err)
+	}
+	return enc.EncodeAll(data, nil)
+}
+
+// zstdFrameWindowed compresses data into one frame with a 128 KiB window,
+// not single-segment, so that its window does not depend on its content size.
+func zstdFrameWindowed(data []byte) []byte {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false), zstd.WithSingleSegment(false), zstd.WithWindowSize(128<<10))
+	if err != nil {
+		panic(err)
+	}
+	return enc.EncodeAll(data, nil)
+}

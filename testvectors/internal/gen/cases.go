@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/safeweights/safeweights/encode"
 	"github.com/safeweights/safeweights/format"
 )
@@ -207,6 +209,16 @@ func valid() []vector {
 			encoded(small(), func(w *encode.Writer) error {
 				return w.Add("z", format.F32, []int64{64, 64}, compressible(16384), encode.Compress(2))
 			})),
+		ok("ok-zstd-small-window", "a frame with an 8 KiB window (not single-segment) holding 5000 bytes in raw and RLE blocks",
+			zstdTensor(5000, zframe(0, 3, nil, 5000, zblock(false, 0, 4000, pattern(4000, 8)), zblock(true, 1, 1000, []byte{9})))),
+		ok("ok-zstd-non-single-segment", "a frame written with a 128 KiB window, not single-segment, holding 300000 bytes in several blocks",
+			zstdTensor(300000, func() []byte {
+				enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true), zstd.WithWindowSize(128<<10))
+				if err != nil {
+					panic(err)
+				}
+				return enc.EncodeAll(pattern(300000, 10), nil)
+			}())),
 		ok("ok-zstd-and-raw", "compressed and raw tensors side by side, compressed ones spanning several chunks",
 			encoded(small(), func(w *encode.Writer) error {
 				for _, e := range []error{
@@ -286,6 +298,12 @@ func valid() []vector {
 			appendBytes(one(), sigBlock(func() format.SignatureEntry { e := sigEntry(); e.Algorithm = 99; e.Comment = ""; return e }(), sigEntry()))),
 	)
 	return vs
+}
+
+// zstdTensor is a file of one U8 tensor of n bytes stored as frame.
+func zstdTensor(n int64, frame []byte) func() []byte {
+	return with(fileSpec{producer: producer, tensors: []tensorSpec{{name: "z", dt: format.U8, shape: []int64{n}, stored: frame}}},
+		func(s *fileSpec) { s.fields = setZstd(0) })
 }
 
 // setZstd marks tensor i compressed (for hand-made stored bytes).

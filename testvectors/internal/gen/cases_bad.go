@@ -327,8 +327,8 @@ func placement() []vector {
 			fields(one(), func(b *build) { b.data = append(b.data, make([]byte, 64)...) })),
 		bad("no-tensors-nonempty-data-region", format.ErrLayout, "R20", "no tensors and a data region of 64 bytes",
 			fields(fileSpec{producer: producer}, func(b *build) { b.data = make([]byte, 64) })),
-		bad("compressed-stored-length-past-file", format.ErrLayout, "R20", "a zstd tensor whose stored length runs 1 MiB past the end of the file",
-			tensorEdit(zstdOne(), 0, func(e *format.TensorEntry) { e.StoredLength += 1 << 20 })),
+		bad("compressed-stored-length-past-file", format.ErrLayout, "R20", "a zstd tensor whose stored length runs 1 MiB past the end of the file (chunks of 1 GiB, so its one digest is the count R21 wants)",
+			tensorEdit(func() fileSpec { s := zstdOne(); s.chunk = 1 << 30; return s }(), 0, func(e *format.TensorEntry) { e.StoredLength += 1 << 20 })),
 		bad("compressed-stored-length-2-63", format.ErrLayout, "R20", "a zstd tensor with a stored length of 2^63",
 			tensorEdit(zstdOne(), 0, func(e *format.TensorEntry) { e.StoredLength = 1 << 63 })),
 		bad("digests-one-missing", format.ErrChunking, "R21", "a tensor of three chunks with two digests",
@@ -462,12 +462,28 @@ func data() []vector {
 			zt(1000, zstdFrame(compressible(2000), true))).verifyFull(),
 		bad("zstd-content-size-smaller", format.ErrCompression, "R27", "a frame declaring 500 bytes in a tensor of 1000",
 			zt(1000, zstdFrame(compressible(500), true))).verifyFull(),
-		bad("zstd-decodes-longer", format.ErrCompression, "R27", "a frame without a content size that decodes to 3000 bytes in a tensor of 1000",
-			zt(1000, zstdFrame(compressible(3000), false))).verifyFull(),
-		bad("zstd-decodes-shorter", format.ErrCompression, "R27", "a frame without a content size that decodes to 999 bytes in a tensor of 1000",
-			zt(1000, zstdFrame(compressible(999), false))).verifyFull(),
-		bad("zstd-decompressed-size-over-limit", format.ErrLimit, "R27", "a zstd tensor declaring 8 GiB, over the default decompression limit of 4 GiB",
-			zt(8<<30, zstdFrame(compressible(100), false))).verifyFull(),
+		bad("zstd-decodes-longer", format.ErrCompression, "R27", "a frame declaring 1000 bytes, the tensor's length, whose compressed blocks decode to 3000",
+			zt(1000, withFCS(zstdFrameWindowed(compressible(3000)), 1000))).verifyFull(),
+		bad("zstd-decodes-shorter", format.ErrCompression, "R27", "a frame declaring 1000 bytes, the tensor's length, whose compressed block decodes to 999",
+			zt(1000, withFCS(zstdFrameWindowed(compressible(999)), 1000))).verifyFull(),
+		bad("zstd-decompressed-size-over-limit", format.ErrLimit, "R27", "a valid frame of 32769 RLE blocks declaring 4 GiB + 128 KiB, over the default decompression limit of 4 GiB",
+			zt(4<<30+128<<10, overLimit())).verifyFull(),
+		bad("zstd-checksum-wrong", format.ErrCompression, "R27", "a frame whose content checksum does not match what it decodes to",
+			zt(1000, func() []byte { f := zstdFrameCRC(d); f[len(f)-1] ^= 1; return f }())).verifyFull(),
+		bad("zstd-dictionary-id", format.ErrCompression, "R27", "a frame of raw blocks naming dictionary 1 (spec 4.3: no dictionary)",
+			zt(1000, zframe(0, 10, []byte{1}, 1000, zblock(true, 0, 1000, d)))).verifyFull(),
+		bad("zstd-skippable-frame", format.ErrCompression, "R27", "a skippable frame of 4 bytes before a valid frame",
+			zt(1000, append(append(le.AppendUint32(nil, 0x184D2A50), 4, 0, 0, 0, 0, 0, 0, 0), frame...))).verifyFull(),
+		bad("zstd-reserved-bit", format.ErrCompression, "R27", "a valid frame of raw blocks with the reserved bit of its header set",
+			zt(1000, zframe(0x08, 10, nil, 1000, zblock(true, 0, 1000, d)))).verifyFull(),
+		bad("zstd-no-last-block", format.ErrCompression, "R27", "a frame whose one raw block of 1000 bytes is not marked last",
+			zt(1000, zframe(0, 10, nil, 1000, zblock(false, 0, 1000, d)))).verifyFull(),
+		bad("zstd-expansion-bound", format.ErrCompression, "R27", "a frame of 300 bytes declaring 2 GiB: its one raw block can produce only 280 bytes",
+			zt(2<<30, zframe(0, 10, nil, 2<<30, zblock(true, 0, 280, pattern(280, 3))))).verifyFull(),
+		bad("zstd-decodes-to-other-length", format.ErrCompression, "R27", "a single-segment frame declaring 1001 bytes, the tensor's length, whose compressed block decodes to 1000",
+			zt(1001, withFCS(zstdFrame(d, true), 1001))).verifyFull(),
+		bad("zstd-block-over-window", format.ErrCompression, "R27", "a raw block of 2000 bytes in a frame with a 1 KiB window (Block_Maximum_Size)",
+			zt(2000, zframe(0, 0, nil, 2000, zblock(true, 0, 2000, pattern(2000, 4))))).verifyFull(),
 		bad("zstd-decompressed-size-over-configured-limit", format.ErrLimit, "R27", "a zstd tensor of 1000 bytes read with a decompression limit of 999",
 			zt(1000, frame)).verifyFull().withLimits(format.Limits{MaxDecompressedSize: 999}),
 	}
@@ -504,4 +520,29 @@ func trailing() []vector {
 		bad("signature-entry-comment-too-long", format.ErrSignatureBlock, "R28", "a comment of 1025 bytes, over the maximum of 1024",
 			appendBytes(one(), sigBlock(func() format.SignatureEntry { e := sigEntry(); e.Comment = strings.Repeat("c", 1025); return e }()))),
 	}
+}
+
+// overLimit is a valid frame of 4 GiB + 128 KiB of RLE blocks (128 KiB
+// window, 4 stored bytes per 128 KiB block): over the default decompression
+// limit, and breaking nothing else.
+func overLimit() []byte {
+	const n = 4<<30/(128<<10) + 1
+	var blocks [][]byte
+	for i := range n {
+		blocks = append(blocks, zblock(i == n-1, 1, 128<<10, []byte{byte(i)}))
+	}
+	return zframe(0, 7, nil, 4<<30+128<<10, blocks...)
+}
+
+// withFCS rewrites the 2-byte content size field of frame f to n.
+func withFCS(f []byte, n int) []byte {
+	if f[4]>>6 != 1 || n < 256 || n > 65535+256 {
+		panic("withFCS: not a 2-byte content size")
+	}
+	at := 6
+	if f[4]&0x20 != 0 {
+		at = 5
+	}
+	le.PutUint16(f[at:], uint16(n-256))
+	return f
 }
