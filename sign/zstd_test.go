@@ -2,6 +2,7 @@ package sign_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -28,7 +29,7 @@ func TestRefusesToSignBadFrame(t *testing.T) {
 		if err := os.WriteFile(path, c.Data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		err := sign.Sign(path, key(1), sign.SignOptions{})
+		err := sign.Sign(context.Background(), path, key(1))
 		wantKind(t, err, format.ErrCompression)
 		if !bytes.Equal(readFile(t, path), c.Data) {
 			t.Fatalf("%s: refused signing changed the file", c.Name)
