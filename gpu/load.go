@@ -752,3 +752,10 @@ func WithLimits(l format.Limits) Option {
 		return nil
 	}
 }
+
+// ValidateOptions reports whether opts are valid, as Load would find them;
+// a command line checks its flags with it before loading anything.
+func ValidateOptions(opts ...Option) error {
+	_, err := newConfig(opts)
+	return err
+}
