@@ -1,6 +1,5 @@
 // Package gpu loads the tensors of a safeweights file into CUDA device
-// memory, near the speed of the PCIe link, from a binary built with
-// CGO_ENABLED=0: the CUDA driver is loaded at run time (libcuda.so.1, through
+// memory from a binary built with CGO_ENABLED=0: the CUDA driver is loaded at run time (libcuda.so.1, through
 // purego), and a machine without it gets an error wrapping ErrNoDriver.
 //
 // Load cuts the chosen tensors into windows: page-aligned file ranges made of
@@ -21,5 +20,8 @@
 // and Load returns nothing until all digests matched; on a mismatch it frees
 // the device memory and returns a *DigestError naming tensor and chunk.
 //
-// See docs/GPU.md for the design, the measurements and how to run them.
+// It has been tested against strict fake drivers only (a Go fake device and
+// a fake libcuda.so.1 in C, internal/fakecuda), never measured on a GPU. See
+// docs/GPU.md for the design, the tests and how to run the GPU benchmark
+// (bench/gpu/run.sh).
 package gpu

@@ -3,6 +3,7 @@ package gpu
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"unsafe"
@@ -29,6 +30,10 @@ type fakeDev struct {
 	failAt     map[string]int // fail the nth call of an operation
 	hook       func(op string, n int)
 	bound      int
+	// cur counts the binds current on each OS thread: the driver's
+	// context is per thread, so a call from a goroutine that did not bind
+	// (and so has no thread of its own with the context current) fails.
+	cur map[int]int
 }
 
 type fakeAlloc struct {
@@ -58,14 +63,17 @@ type fakeEvent struct {
 
 const canary = 64
 
-var errFake = errors.New("fake device failure")
+var (
+	errFake      = errors.New("fake device failure")
+	errNoContext = errors.New("fake device: no current context (CUDA_ERROR_INVALID_CONTEXT)")
+)
 
 func newFakeDev() *fakeDev {
 	return &fakeDev{
 		allocs: map[devPtr]*fakeAlloc{}, next: 1 << 40,
 		hosts: map[uintptr]*fakeHost{}, regs: map[uintptr]int64{},
 		streams: map[stream]*fakeStream{}, events: map[event]fakeEvent{},
-		calls: map[string]int{}, failAt: map[string]int{},
+		calls: map[string]int{}, failAt: map[string]int{}, cur: map[int]int{},
 	}
 }
 
@@ -103,19 +111,47 @@ func canaryOK(b []byte) bool {
 	return true
 }
 
+// ctx fails a call made on a thread without a current context, as the
+// driver does (CUDA_ERROR_INVALID_CONTEXT), and records it. f.mu is held.
+func (f *fakeDev) ctx(op string) error {
+	if f.cur[gettid()] > 0 {
+		return nil
+	}
+	f.violate("%s on thread %d, which has no current context", op, gettid())
+	return fmt.Errorf("%s: %w", op, errNoContext)
+}
+
 func (f *fakeDev) bind() (func(), error) {
+	runtime.LockOSThread()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("bind"); err != nil {
+		runtime.UnlockOSThread()
 		return nil, err
 	}
 	f.bound++
-	return func() { f.mu.Lock(); f.bound--; f.mu.Unlock() }, nil
+	tid := gettid()
+	f.cur[tid]++
+	return func() {
+		f.mu.Lock()
+		f.bound--
+		if gettid() != tid {
+			f.violate("unbind on thread %d of a bind on thread %d", gettid(), tid)
+		}
+		if f.cur[tid]--; f.cur[tid] == 0 {
+			delete(f.cur, tid)
+		}
+		f.mu.Unlock()
+		runtime.UnlockOSThread()
+	}, nil
 }
 
 func (f *fakeDev) alloc(n int64) (devPtr, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.ctx("alloc"); err != nil {
+		return 0, err
+	}
 	if err := f.call("alloc"); err != nil {
 		return 0, err
 	}
@@ -131,6 +167,9 @@ func (f *fakeDev) alloc(n int64) (devPtr, error) {
 func (f *fakeDev) free(p devPtr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.ctx("free"); err != nil {
+		return err
+	}
 	a, ok := f.allocs[p]
 	if !ok {
 		f.violate("free of unknown pointer %#x", p)
@@ -183,6 +222,9 @@ func (f *fakeDev) pendingIn(a uintptr, n int) bool {
 func (f *fakeDev) register(b []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.ctx("register"); err != nil {
+		return err
+	}
 	if err := f.call("register"); err != nil {
 		return err
 	}
@@ -201,6 +243,9 @@ func (f *fakeDev) register(b []byte) error {
 func (f *fakeDev) unregister(b []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.ctx("unregister"); err != nil {
+		return err
+	}
 	a := addr(b)
 	l, ok := f.regs[a]
 	if !ok {
@@ -217,6 +262,9 @@ func (f *fakeDev) unregister(b []byte) error {
 func (f *fakeDev) hostAlloc(n int64) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.ctx("hostAlloc"); err != nil {
+		return nil, err
+	}
 	if err := f.call("hostAlloc"); err != nil {
 		return nil, err
 	}
@@ -235,6 +283,9 @@ func (f *fakeDev) hostAlloc(n int64) ([]byte, error) {
 func (f *fakeDev) hostFree(b []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.ctx("hostFree"); err != nil {
+		return err
+	}
 	a := addr(b)
 	h, ok := f.hosts[a]
 	if !ok {
@@ -255,6 +306,9 @@ func (f *fakeDev) hostFree(b []byte) error {
 func (f *fakeDev) newStream() (stream, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.ctx("newStream"); err != nil {
+		return 0, err
+	}
 	if err := f.call("newStream"); err != nil {
 		return 0, err
 	}
@@ -267,6 +321,9 @@ func (f *fakeDev) newStream() (stream, error) {
 func (f *fakeDev) destroyStream(s stream) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.ctx("destroyStream"); err != nil {
+		return err
+	}
 	st, ok := f.streams[s]
 	if !ok {
 		f.violate("destroy of unknown stream")
@@ -303,17 +360,26 @@ func (f *fakeDev) run(st *fakeStream, upto int) {
 func (f *fakeDev) syncStream(s stream) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.ctx("syncStream"); err != nil {
+		return err
+	}
 	st, ok := f.streams[s]
 	if !ok {
 		return errFake
 	}
+	if err := f.call("syncStream"); err != nil {
+		return err
+	}
 	f.run(st, st.issued)
-	return f.call("syncStream")
+	return nil
 }
 
 func (f *fakeDev) copyAsync(dst devPtr, src []byte, s stream) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.ctx("copyAsync"); err != nil {
+		return err
+	}
 	if err := f.call("copyAsync"); err != nil {
 		return err
 	}
@@ -337,6 +403,9 @@ func (f *fakeDev) copyAsync(dst devPtr, src []byte, s stream) error {
 func (f *fakeDev) newEvent() (event, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.ctx("newEvent"); err != nil {
+		return 0, err
+	}
 	if err := f.call("newEvent"); err != nil {
 		return 0, err
 	}
@@ -349,6 +418,9 @@ func (f *fakeDev) newEvent() (event, error) {
 func (f *fakeDev) record(e event, s stream) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.ctx("record"); err != nil {
+		return err
+	}
 	if err := f.call("record"); err != nil {
 		return err
 	}
@@ -363,20 +435,30 @@ func (f *fakeDev) record(e event, s stream) error {
 func (f *fakeDev) wait(e event) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.ctx("wait"); err != nil {
+		return err
+	}
 	ev, ok := f.events[e]
 	if !ok {
 		f.violate("wait on unknown event")
 		return errFake
 	}
+	// A failed wait leaves the copies pending, as a driver error may.
+	if err := f.call("wait"); err != nil {
+		return err
+	}
 	if st, ok := f.streams[ev.s]; ok && ev.pos >= 0 {
 		f.run(st, ev.pos)
 	}
-	return f.call("wait")
+	return nil
 }
 
 func (f *fakeDev) destroyEvent(e event) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.ctx("destroyEvent"); err != nil {
+		return err
+	}
 	delete(f.events, e)
 	return f.call("destroyEvent")
 }
@@ -384,6 +466,9 @@ func (f *fakeDev) destroyEvent(e event) error {
 func (f *fakeDev) copyToHost(dst []byte, src devPtr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.ctx("copyToHost"); err != nil {
+		return err
+	}
 	a, off, ok := f.find(src, int64(len(dst)))
 	if !ok {
 		return errFake
@@ -416,8 +501,8 @@ func (f *fakeDev) assertClean(t *testing.T, liveAllocs int) {
 	if len(f.allocs) != liveAllocs {
 		t.Errorf("%d device allocations live, want %d", len(f.allocs), liveAllocs)
 	}
-	if f.bound != 0 {
-		t.Errorf("%d goroutines left bound", f.bound)
+	if f.bound != 0 || len(f.cur) != 0 {
+		t.Errorf("%d goroutines left bound, %d threads with a context current", f.bound, len(f.cur))
 	}
 	for p, a := range f.allocs {
 		if !canaryOK(a.mem[:canary]) || !canaryOK(a.mem[canary+a.n:]) {

@@ -39,7 +39,9 @@ func buildView(seed uint64, specs []spec, align, chunk int64) *fileView {
 		ls = append(ls, laid{off, st, dec})
 		off += int64(len(st))
 	}
-	file := make([]byte, off+1000) // a trailing header
+	// A trailing header; the capacity ends on a page boundary, as a
+	// mapping's does.
+	file := make([]byte, off+1000, (off+1000+4095)/4096*4096)
 	for i := range file[:max(align, 128)] {
 		file[i] = 0xEE
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/safeweights/safeweights/decode"
@@ -106,14 +107,21 @@ func (m *Model) Close() error {
 		return nil
 	}
 	m.closed = true
-	unbind, err := m.dev.bind()
-	if err != nil {
-		return err
+	var err error
+	if len(m.allocs) > 0 {
+		unbind, berr := m.dev.bind()
+		if berr != nil {
+			// The memory cannot be freed without the context; the
+			// context is still released below.
+			err = berr
+		} else {
+			for _, p := range m.allocs {
+				err = cmpOr(err, m.dev.free(p))
+			}
+			unbind()
+		}
 	}
-	for _, p := range m.allocs {
-		err = cmpOr(err, m.dev.free(p))
-	}
-	unbind()
+	m.allocs = nil
 	if m.closer != nil {
 		err = cmpOr(err, m.closer())
 	}
@@ -134,9 +142,12 @@ type Stats struct {
 	Windows  int   `json:"windows"`
 	Verified bool  `json:"verified"`
 	// Setup is the time to load the driver and retain the context; Load
-	// is the rest: allocation, staging, copies and digest checks.
+	// is the rest but Times.Staging: device allocation, staging, copies
+	// and digest checks.
 	Setup time.Duration `json:"setup_ns"`
 	Load  time.Duration `json:"load_ns"`
+	// Times breaks the load down by kind of work.
+	Times Times `json:"times"`
 }
 
 // GBps is the load throughput in 10^9 bytes per second, setup excluded.
@@ -172,9 +183,15 @@ func load(ctx context.Context, v *fileView, cfg *config) (_ *Model, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.verify {
-		for _, ti := range chosen {
-			t := &v.tensors[ti]
+	for _, ti := range chosen {
+		t := &v.tensors[ti]
+		// Pinned and device memory are sized from the declared length:
+		// check it against the limit before either is allocated.
+		if t.compression != format.None && t.length > cfg.maxDecompressed {
+			return nil, format.Errorf(format.ErrLimit, "limits", t.offset, "length",
+				fmt.Sprintf("tensor %q decodes to %d bytes, over the limit of %d", t.name, t.length, cfg.maxDecompressed))
+		}
+		if cfg.verify {
 			if want := (t.stored + v.chunkSize - 1) / v.chunkSize; int64(t.numChunks) != want {
 				return nil, fmt.Errorf("gpu: tensor %q: %d chunk digests for %d chunks: %w", t.name, t.numChunks, want, format.ErrChunking)
 			}
@@ -197,19 +214,54 @@ func load(ctx context.Context, v *fileView, cfg *config) (_ *Model, err error) {
 		dev, m.DeviceName, m.closer = cd, cd.name, cd.close
 	}
 	m.dev = dev
+	var lost bool // a copy may still write device memory: do not free it
 	defer func() {
 		if err != nil {
+			if lost {
+				m.allocs = nil
+			}
 			_ = m.Close()
 		}
 	}()
 	m.Stats.Setup = time.Since(start)
-	start = time.Now()
 
 	unbind, err := dev.bind()
 	if err != nil {
 		return nil, err
 	}
 	defer unbind()
+
+	// Staging: the path, its probes and the pinned buffers, before the
+	// timed load.
+	start = time.Now()
+	tm := new(timers)
+	var run *windowRun
+	if len(p.windows) > 0 {
+		run, err = prepareWindows(dev, v, p, m, cfg, tm)
+		if err != nil {
+			return nil, err
+		}
+		defer run.close()
+	}
+	var zbuf []byte // pinned memory for the largest compressed tensor
+	var zmax int64
+	for _, pi := range p.compressed {
+		zmax = max(zmax, v.tensors[p.places[pi].tensor].length)
+	}
+	if zmax > 0 {
+		if zbuf, err = dev.hostAlloc(zmax); err != nil {
+			return nil, fmt.Errorf("gpu: allocating %d pinned bytes for decompression: %w", zmax, err)
+		}
+		keep := false
+		defer func() {
+			if !keep {
+				_ = dev.hostFree(zbuf)
+			}
+		}()
+		defer func() { keep = lost }()
+	}
+	m.Stats.Times.Staging = time.Since(start)
+	start = time.Now()
 
 	for _, n := range p.allocs {
 		ptr, err := dev.alloc(n)
@@ -233,12 +285,17 @@ func load(ctx context.Context, v *fileView, cfg *config) (_ *Model, err error) {
 		}
 	}
 
-	if len(p.windows) > 0 {
-		if err := runWindows(ctx, dev, v, p, m, streams, cfg); err != nil {
+	if run != nil {
+		run.pc.streams = streams
+		var pipeLost atomic.Bool
+		run.pc.lost = &pipeLost
+		err := runPipeline(ctx, dev, v, p, m.allocs, run.st, run.pc)
+		lost = pipeLost.Load()
+		if err != nil {
 			return nil, err
 		}
 	}
-	if err := loadCompressed(ctx, dev, v, p, m.allocs, streams[0], cfg.verify); err != nil {
+	if err := loadCompressed(ctx, dev, v, p, m.allocs, streams[0], cfg.verify, zbuf, tm, &lost); err != nil {
 		return nil, err
 	}
 
@@ -261,6 +318,9 @@ func load(ctx context.Context, v *fileView, cfg *config) (_ *Model, err error) {
 	m.Stats.Windows = len(p.windows)
 	m.Stats.Verified = cfg.verify
 	m.Stats.Load = time.Since(start)
+	staging := m.Stats.Times.Staging
+	m.Stats.Times = tm.times()
+	m.Stats.Times.Staging = staging
 	return m, nil
 }
 
@@ -292,24 +352,36 @@ func choose(v *fileView, names []string) ([]int, error) {
 	return out, nil
 }
 
-// runWindows picks the path and runs the pipeline over the raw tensors.
-func runWindows(ctx context.Context, dev device, v *fileView, p *plan, m *Model, streams []stream, cfg *config) error {
+// windowRun is a pipeline ready to run: its stager, with pinned buffers
+// allocated or the path probed, and its configuration.
+type windowRun struct {
+	st    stager
+	pc    pipeConfig
+	close func()
+}
+
+// prepareWindows picks the path and readies what the pipeline over the raw
+// tensors needs. It runs on a bound goroutine.
+func prepareWindows(dev device, v *fileView, p *plan, m *Model, cfg *config, tm *timers) (_ *windowRun, err error) {
+	run := &windowRun{close: func() {}}
+	if v.mapping != nil {
+		// Recorded on every path, so a caller can tell a warm load from a
+		// cold one.
+		if r, rerr := residency(v.mapping, p); rerr == nil {
+			m.Stats.Resident = r
+		} else if cfg.path == Auto {
+			m.Stats.Note = "page cache residency unknown: " + rerr.Error()
+		}
+	}
 	path := cfg.path
 	if path == Auto {
 		switch {
-		case v.mapping == nil:
+		case v.mapping == nil || m.Stats.Resident < 0:
 			path = Buffered
+		case m.Stats.Resident >= cfg.residentMin:
+			path = Mapped
 		default:
-			r, err := residency(v.mapping, p)
-			if err != nil {
-				path, m.Stats.Note = Buffered, "page cache residency unknown: "+err.Error()
-				break
-			}
-			m.Stats.Resident = r
 			path = Direct
-			if r >= cfg.residentMin {
-				path = Mapped
-			}
 		}
 	}
 	if path == Mapped && v.mapping == nil {
@@ -319,39 +391,51 @@ func runWindows(ctx context.Context, dev device, v *fileView, p *plan, m *Model,
 		// Registering read-only needs driver and kernel support: probe it
 		// on the first window's first page.
 		w := &p.windows[0]
-		probe := v.mapping[w.off:min(w.off+4096, int64(len(v.mapping)))]
+		probe := v.mapping[w.off:min(w.off+4096, int64(cap(v.mapping)))]
 		if err := dev.register(probe); err != nil {
 			path, m.Stats.Note = Buffered, "read-only host registration failed: "+err.Error()
 		} else if err := dev.unregister(probe); err != nil {
-			return err
+			return nil, err
 		}
 	}
 
-	pc := pipeConfig{depth: cfg.depth, streams: streams}
+	pc := pipeConfig{depth: cfg.depth, times: tm}
 	if cfg.verify {
 		pc.hashers = cfg.hashers
 	}
-	var st stager
 	switch path {
 	case Mapped:
-		st = &mappedStager{dev: dev, mapping: v.mapping}
+		run.st = &mappedStager{dev: dev, mapping: v.mapping, times: tm}
 		pc.producers = cfg.workersOr(4)
+		pc.releasers = pc.producers
 	case Direct, Buffered:
 		pool := make(chan []byte, cfg.depth)
+		var closers []func()
+		run.close = func() {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
 		defer func() {
+			if err != nil {
+				run.close()
+			}
+		}()
+		closers = append(closers, func() {
+			// Buffers of windows whose copies were lost never came back.
 			close(pool)
 			for b := range pool {
 				_ = dev.hostFree(b)
 			}
-		}()
+		})
 		for range cfg.depth {
 			b, err := dev.hostAlloc(p.maxWindow)
 			if err != nil {
-				return fmt.Errorf("gpu: allocating a %d-byte staging buffer: %w", p.maxWindow, err)
+				return nil, fmt.Errorf("gpu: allocating a %d-byte staging buffer: %w", p.maxWindow, err)
 			}
 			pool <- b
 		}
-		rs := &readStager{pool: pool, read: v.readerAt.ReadAt}
+		rs := &readStager{pool: pool, read: v.readerAt.ReadAt, times: tm}
 		if path == Direct {
 			probe := <-pool
 			fd, err := -1, errors.New("file has no path")
@@ -362,23 +446,27 @@ func runWindows(ctx context.Context, dev device, v *fileView, p *plan, m *Model,
 			if err != nil {
 				path, m.Stats.Note = Buffered, "O_DIRECT reads unavailable: "+err.Error()
 			} else {
-				defer closeFD(fd)
+				closers = append(closers, func() { _ = closeFD(fd) })
 				rs.read = pread(fd)
 			}
 		}
-		st = rs
+		run.st = rs
 		pc.producers = cfg.workersOr(min(8, cfg.depth))
+		pc.releasers = 1 // returning a buffer to the pool costs nothing
 	default:
-		return fmt.Errorf("gpu: unknown path %v", path)
+		return nil, fmt.Errorf("gpu: unknown path %v", path)
 	}
 	m.Stats.Path = path
 	pc.producers = min(pc.producers, cfg.depth)
-	return runPipeline(ctx, dev, v, p, m.allocs, st, pc)
+	pc.releasers = min(pc.releasers, cfg.depth)
+	run.pc = pc
+	return run, nil
 }
 
-// loadCompressed decompresses each compressed tensor on the CPU into pinned
-// memory and copies it over.
-func loadCompressed(ctx context.Context, dev device, v *fileView, p *plan, allocs []devPtr, s stream, verify bool) error {
+// loadCompressed decompresses each compressed tensor on the CPU into the
+// pinned buffer buf and copies it over. When a copy cannot be waited for,
+// *lost is set: buf and the device memory must then be kept.
+func loadCompressed(ctx context.Context, dev device, v *fileView, p *plan, allocs []devPtr, s stream, verify bool, buf []byte, tm *timers, lost *bool) error {
 	var chunk []byte
 	for _, pi := range p.compressed {
 		if err := ctx.Err(); err != nil {
@@ -387,28 +475,34 @@ func loadCompressed(ctx context.Context, dev device, v *fileView, p *plan, alloc
 		pl := p.places[pi]
 		t := &v.tensors[pl.tensor]
 		if verify {
-			if chunk == nil {
-				chunk = make([]byte, min(v.chunkSize, 64<<20))
-			}
 			if int64(len(chunk)) < min(v.chunkSize, t.stored) {
 				chunk = make([]byte, min(v.chunkSize, t.stored))
 			}
-			if err := checkStored(ctx, v, t, chunk); err != nil {
+			t0 := time.Now()
+			err := checkStored(ctx, v, t, chunk)
+			tm.hash.add(t0)
+			if err != nil {
 				return err
 			}
 		}
-		buf, err := dev.hostAlloc(t.length)
+		b := buf[:t.length]
+		t0 := time.Now()
+		err := t.readInto(b)
+		tm.decompress.add(t0)
 		if err != nil {
-			return fmt.Errorf("gpu: tensor %q: allocating %d pinned bytes: %w", t.name, t.length, err)
+			return fmt.Errorf("gpu: tensor %q: %w", t.name, err)
 		}
-		err = t.readInto(buf)
-		if err == nil {
-			err = dev.copyAsync(allocs[pl.alloc]+devPtr(pl.off), buf, s)
-			err = cmpOr(err, dev.syncStream(s))
-		} else {
-			err = fmt.Errorf("gpu: tensor %q: %w", t.name, err)
+		t0 = time.Now()
+		err = dev.copyAsync(allocs[pl.alloc]+devPtr(pl.off), b, s)
+		tm.copyQueue.add(t0)
+		// Wait even when queueing failed: an earlier copy may be pending.
+		t0 = time.Now()
+		serr := dev.syncStream(s)
+		tm.copyWait.add(t0)
+		if serr != nil {
+			*lost = true
+			return cmpOr(err, serr)
 		}
-		err = cmpOr(err, dev.hostFree(buf))
 		if err != nil {
 			return err
 		}
@@ -482,7 +576,9 @@ type config struct {
 	hashers     int
 	window      int64
 	residentMin float64
-	dev         device // a fake, in tests
+	// maxDecompressed bounds the decoded length of a compressed tensor.
+	maxDecompressed int64
+	dev             device // a fake, in tests
 }
 
 func (c *config) workersOr(d int) int {
@@ -499,6 +595,8 @@ func newConfig(opts []Option) (*config, error) {
 		streams:     DefaultStreams,
 		residentMin: DefaultResidency,
 		hashers:     min(runtime.GOMAXPROCS(0), 16),
+
+		maxDecompressed: format.DefaultMaxDecompressedSize,
 	}
 	for _, o := range opts {
 		if err := o(c); err != nil {
@@ -639,4 +737,25 @@ func WithResidency(f float64) Option {
 		c.residentMin = f
 		return nil
 	}
+}
+
+// WithLimits applies l.MaxDecompressedSize (its default when zero): a
+// compressed tensor that declares a larger decoded length is refused with
+// format.ErrLimit before any memory is allocated for it. Pass the limits the
+// file was opened with (decode.WithLimits).
+func WithLimits(l format.Limits) Option {
+	return func(c *config) error {
+		if err := l.Validate(); err != nil {
+			return err
+		}
+		c.maxDecompressed = l.WithDefaults().MaxDecompressedSize
+		return nil
+	}
+}
+
+// ValidateOptions reports whether opts are valid, as Load would find them;
+// a command line checks its flags with it before loading anything.
+func ValidateOptions(opts ...Option) error {
+	_, err := newConfig(opts)
+	return err
 }

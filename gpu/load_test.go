@@ -155,6 +155,8 @@ func TestLoadWithoutVerifyIgnoresDigests(t *testing.T) {
 	defer m.Close()
 	// The device holds the file as it is, corruption included.
 	var got [1]byte
+	unbind, _ := f.bind()
+	defer unbind()
 	if err := m.dev.copyToHost(got[:], devPtr(m.Tensors[1].Ptr)); err != nil || got[0] != v.mapping[v.tensors[1].offset] {
 		t.Fatal("device byte is not the file byte")
 	}
@@ -201,7 +203,7 @@ func TestLoadCancel(t *testing.T) {
 
 func TestLoadDeviceFailures(t *testing.T) {
 	for _, path := range []Path{Mapped, Buffered} {
-		for _, op := range []string{"alloc", "register", "unregister", "hostAlloc", "copyAsync", "newEvent", "record", "wait", "newStream", "bind"} {
+		for _, op := range []string{"alloc", "register", "unregister", "hostAlloc", "copyAsync", "newEvent", "record", "wait", "newStream", "bind", "syncStream"} {
 			for _, n := range []int{1, 2, 4} {
 				t.Run(fmt.Sprintf("%v/%s#%d", path, op, n), func(t *testing.T) {
 					v := buildView(10, oddSpecs(1024), 64, 1024)
@@ -218,6 +220,17 @@ func TestLoadDeviceFailures(t *testing.T) {
 					}
 					if !errors.Is(err, errFake) {
 						t.Fatalf("got %v, want the device's error", err)
+					}
+					if op == "syncStream" {
+						// A copy may still be pending: the memory it
+						// reads and writes is kept (see
+						// TestLoadFailedWaitKeepsMemoryUntilIdle).
+						f.mu.Lock()
+						defer f.mu.Unlock()
+						for _, v := range f.violations {
+							t.Error("fake device:", v)
+						}
+						return
 					}
 					f.assertClean(t, 0)
 				})
@@ -260,6 +273,8 @@ func TestLoadEmpty(t *testing.T) {
 func TestLoadWithCallerStream(t *testing.T) {
 	v := buildView(13, oddSpecs(1024), 64, 1024)
 	f := newFakeDev()
+	unbind, _ := f.bind() // the caller's stream, made with its context current
+	defer unbind()
 	s, _ := f.newStream()
 	m, err := loadView(context.Background(), v, withFake(f), WithStream(uintptr(s)), WithPath(Mapped), WithWindowSize(4096))
 	if err != nil {
@@ -274,6 +289,8 @@ func TestLoadWithCallerStream(t *testing.T) {
 	}
 	m.Close()
 	f.destroyStream(s)
+	unbind()
+	unbind = func() {}
 	f.assertClean(t, 0)
 }
 
@@ -299,5 +316,102 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	if b, _ := Mapped.MarshalText(); !bytes.Equal(b, []byte("mapped")) {
 		t.Error("MarshalText")
+	}
+}
+
+func TestLoadFailedWaitKeepsMemoryUntilIdle(t *testing.T) {
+	// A failed wait leaves its copies pending in the fake: the window may
+	// be released only after its stream is synchronised, and when that
+	// fails too, never (and the device memory is not freed under it).
+	for _, path := range []Path{Mapped, Buffered} {
+		for _, syncFails := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/syncFails=%v", path, syncFails), func(t *testing.T) {
+				v := buildView(16, oddSpecs(1024), 64, 1024)
+				f := newFakeDev()
+				f.failAt["wait"] = 2
+				if syncFails {
+					f.failAt["syncStream"] = 1
+				}
+				_, err := loadView(context.Background(), v, withFake(f), WithPath(path), WithWindowSize(4096), WithDepth(2), WithStreams(1))
+				if !errors.Is(err, errFake) {
+					t.Fatalf("got %v, want the device's error", err)
+				}
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				for _, v := range f.violations {
+					t.Error("fake device:", v)
+				}
+				if !syncFails && (len(f.regs) != 0 || len(f.hosts) != 0 || len(f.allocs) != 0) {
+					t.Errorf("left %d registrations, %d pinned buffers, %d allocations", len(f.regs), len(f.hosts), len(f.allocs))
+				}
+				if syncFails && len(f.allocs) == 0 {
+					t.Error("device memory freed while a copy into it may be pending")
+				}
+			})
+		}
+	}
+}
+
+func TestLoadRefusesOversizedCompressedFirst(t *testing.T) {
+	v := buildView(17, oddSpecs(1024), 64, 1024)
+	f := newFakeDev()
+	_, err := loadView(context.Background(), v, withFake(f), WithLimits(format.Limits{MaxDecompressedSize: 9999}))
+	if !errors.Is(err, format.ErrLimit) {
+		t.Fatalf("got %v, want ErrLimit", err)
+	}
+	if f.calls["alloc"] != 0 || f.calls["hostAlloc"] != 0 {
+		t.Fatalf("memory allocated before the limit was checked: %v", f.calls)
+	}
+	if _, err := loadView(context.Background(), v, withFake(newFakeDev()), WithLimits(format.Limits{MaxDecompressedSize: 10000})); err != nil {
+		t.Fatalf("a tensor at the limit: %v", err)
+	}
+}
+
+func TestCloseReleasesContextWhenBindFails(t *testing.T) {
+	v := buildView(18, oddSpecs(1024), 64, 1024)
+	f := newFakeDev()
+	m, err := loadView(context.Background(), v, withFake(f), WithPath(Mapped))
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := 0
+	m.closer = func() error { released++; return nil }
+	f.failAt["bind"] = f.calls["bind"] + 1
+	if err := m.Close(); !errors.Is(err, errFake) {
+		t.Fatalf("Close: got %v, want the bind error", err)
+	}
+	if released != 1 {
+		t.Fatalf("context released %d times, want 1", released)
+	}
+}
+
+func TestLoadTimes(t *testing.T) {
+	for _, path := range []Path{Mapped, Buffered} {
+		v := buildView(19, oddSpecs(1024), 64, 1024)
+		f := newFakeDev()
+		m, err := loadView(context.Background(), v, withFake(f), WithPath(path), WithVerify(), WithWindowSize(4096))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tm := m.Stats.Times
+		staged := tm.Read
+		if path == Mapped {
+			staged = min(tm.Register, tm.Unregister)
+		}
+		if staged <= 0 || tm.Hash <= 0 || tm.CopyQueue <= 0 || tm.CopyWait <= 0 || tm.Decompress <= 0 || tm.Staging <= 0 {
+			t.Errorf("%v: a kind of work went unrecorded: %+v", path, tm)
+		}
+		m.Close()
+	}
+}
+
+func TestFakeRefusesCallsWithoutContext(t *testing.T) {
+	// The check that catches a driver call from a goroutine that did not
+	// bind, such as an unregister from a hashing goroutine.
+	f := newFakeDev()
+	done := make(chan error)
+	go func() { _, err := f.alloc(10); done <- err }()
+	if err := <-done; !errors.Is(err, errNoContext) || len(f.violations) != 1 {
+		t.Fatalf("unbound call: got %v, %d violations", err, len(f.violations))
 	}
 }

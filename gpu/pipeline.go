@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/safeweights/safeweights/format"
 )
@@ -29,37 +30,60 @@ type item struct {
 	release func() error
 	ev      event
 	hasEv   bool
+	s       stream       // the stream its copies were queued on
+	leak    atomic.Bool  // a copy may still read buf: never release it
 	pending atomic.Int32 // parts still using buf: the copy, and the hashing
 }
 
 type pipeConfig struct {
 	producers int // goroutines staging windows
+	releasers int // goroutines releasing windows (unregister, reuse)
 	depth     int // windows in flight at most
 	hashers   int // 0: no verification
 	streams   []stream
+	times     *timers
+	lost      *atomic.Bool // set when a window had to be kept: a copy may be pending
 }
 
 // runPipeline stages every window of p, copies it to the device and releases
-// it, with staging, copying and hashing overlapped:
+// it, with staging, copying, hashing and releasing overlapped:
 //
 //	producers: acquire a slot, stage window i   (register / pread)
 //	copier:    queue its copies on a stream, record an event
-//	completer: wait for the event, then release  (unregister / reuse buffer)
+//	completer: wait for the event
 //	hashers:   check the chunk digests of the staged bytes
+//	releasers: release the window once copy and hashing are done
+//	           (unregister / reuse the buffer), then free its slot
+//
+// Every goroutine that calls the driver (producers, copier, completer,
+// releasers) is bound: locked to its OS thread with the context current,
+// which the driver needs of every call. Hashers never call the driver: the
+// last part to finish with a window hands it to a releaser.
 //
 // A window's bytes are released only after both its copy and its hashing are
 // done, and a slot is freed only then, so at most depth windows are pinned.
-// The first error cancels the rest; runPipeline returns only when every
-// queued copy has completed and every window is released.
+// A window whose copy could not be waited for, nor its stream synchronised,
+// is never released: the copy engine may still read it. The first error
+// cancels the rest; runPipeline returns only when every queued copy has
+// completed (or been given up as lost) and every window is released.
 func runPipeline(ctx context.Context, dev device, v *fileView, p *plan, allocs []devPtr, st stager, cfg pipeConfig) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	fail := func(err error) { cancel(err) }
+	tm := cfg.times
+	if tm == nil {
+		tm = new(timers)
+	}
+	lost := cfg.lost
+	if lost == nil {
+		lost = new(atomic.Bool)
+	}
 
 	n := len(p.windows)
 	slots := make(chan struct{}, cfg.depth)
 	ready := make(chan *item, n)
 	completed := make(chan *item, n)
+	relQ := make(chan *item, n)
 	var hashQ chan *item
 	if cfg.hashers > 0 {
 		hashQ = make(chan *item, n)
@@ -67,28 +91,58 @@ func runPipeline(ctx context.Context, dev device, v *fileView, p *plan, allocs [
 	var releaseErr error
 	var relMu sync.Mutex
 	done := func(it *item) {
-		if it.pending.Add(-1) != 0 {
-			return
+		if it.pending.Add(-1) == 0 {
+			relQ <- it
 		}
-		if err := it.release(); err != nil {
-			relMu.Lock()
-			releaseErr = cmpOr(releaseErr, err)
-			relMu.Unlock()
+	}
+
+	// Every driver goroutine binds before any window is staged: one that
+	// cannot bind cancels the run while nothing is in flight.
+	nrel := max(1, cfg.releasers)
+	var binds sync.WaitGroup
+	binds.Add(nrel + cfg.producers + 2)
+	bindOrFail := func() (func(), bool) {
+		defer binds.Done()
+		unbind, err := dev.bind()
+		if err != nil {
 			fail(err)
+			return nil, false
 		}
-		<-slots
+		return unbind, true
+	}
+
+	var releasers sync.WaitGroup
+	for range nrel {
+		releasers.Go(func() {
+			unbind, ok := bindOrFail()
+			if !ok {
+				return // no window is staged after a failed bind
+			}
+			defer unbind()
+			for it := range relQ {
+				if !it.leak.Load() {
+					if err := it.release(); err != nil {
+						relMu.Lock()
+						releaseErr = cmpOr(releaseErr, err)
+						relMu.Unlock()
+						fail(err)
+					}
+				}
+				<-slots
+			}
+		})
 	}
 
 	var next atomic.Int64
 	var producers sync.WaitGroup
 	for range cfg.producers {
 		producers.Go(func() {
-			unbind, err := dev.bind()
-			if err != nil {
-				fail(err)
+			unbind, ok := bindOrFail()
+			if !ok {
 				return
 			}
 			defer unbind()
+			binds.Wait()
 			for {
 				select {
 				case slots <- struct{}{}:
@@ -130,7 +184,10 @@ func runPipeline(ctx context.Context, dev device, v *fileView, p *plan, allocs [
 		workers.Go(func() {
 			for it := range hashQ {
 				if ctx.Err() == nil {
-					if err := checkWindow(v, it); err != nil {
+					t0 := time.Now()
+					err := checkWindow(v, it)
+					tm.hash.add(t0)
+					if err != nil {
 						fail(err)
 					}
 				}
@@ -139,15 +196,23 @@ func runPipeline(ctx context.Context, dev device, v *fileView, p *plan, allocs [
 		})
 	}
 
-	// The copier and the completer talk to the driver: each runs on its own
-	// locked thread with the context current.
+	// settle makes sure no copy still reads it.buf after a failure: it
+	// synchronises the window's stream, and marks the window never to be
+	// released when even that fails.
+	settle := func(it *item) {
+		if err := dev.syncStream(it.s); err != nil {
+			fail(err)
+			it.leak.Store(true)
+			lost.Store(true)
+		}
+	}
+
 	workers.Go(func() {
 		defer close(completed)
-		unbind, err := dev.bind()
-		if err != nil {
-			fail(err)
+		unbind, ok := bindOrFail()
+		if !ok {
 			for it := range ready {
-				done(it)
+				done(it) // nothing was queued from it
 			}
 			return
 		}
@@ -158,15 +223,15 @@ func runPipeline(ctx context.Context, dev device, v *fileView, p *plan, allocs [
 				done(it)
 				continue
 			}
-			s := cfg.streams[k%len(cfg.streams)]
+			it.s = cfg.streams[k%len(cfg.streams)]
 			k++
-			if err := queueCopies(dev, it, allocs, s); err != nil {
-				// Copies already queued may still read buf: wait for the
-				// stream before the window is released.
+			t0 := time.Now()
+			err := queueCopies(dev, it, allocs, it.s)
+			tm.copyQueue.add(t0)
+			if err != nil {
+				// Copies already queued may still read buf.
 				fail(err)
-				if serr := dev.syncStream(s); serr != nil {
-					fail(serr)
-				}
+				settle(it)
 				done(it)
 				continue
 			}
@@ -174,28 +239,36 @@ func runPipeline(ctx context.Context, dev device, v *fileView, p *plan, allocs [
 		}
 	})
 	workers.Go(func() {
-		unbind, err := dev.bind()
-		if err != nil {
-			fail(err)
+		unbind, ok := bindOrFail()
+		if !ok {
+			// Nothing can be waited for: keep every window queued.
+			for it := range completed {
+				it.leak.Store(true)
+				lost.Store(true)
+				done(it)
+			}
+			return
 		}
+		defer unbind()
 		for it := range completed {
-			if err == nil {
-				if werr := dev.wait(it.ev); werr != nil {
-					fail(werr)
-				}
-				if derr := dev.destroyEvent(it.ev); derr != nil {
-					fail(derr)
-				}
+			t0 := time.Now()
+			werr := dev.wait(it.ev)
+			tm.copyWait.add(t0)
+			if werr != nil {
+				fail(werr)
+				settle(it)
+			}
+			if derr := dev.destroyEvent(it.ev); derr != nil {
+				fail(derr)
 			}
 			done(it)
 		}
-		if unbind != nil {
-			unbind()
-		}
 	})
 	workers.Wait()
-	// Every item was released by now: the copier saw each one, and the
-	// completer waited for the copies of each before releasing it.
+	// Every item has reached done by now: the copier saw each one, and the
+	// completer waited for the copies of each before handing it on.
+	close(relQ)
+	releasers.Wait()
 	if releaseErr != nil {
 		return releaseErr
 	}

@@ -4,20 +4,29 @@ import "github.com/safeweights/safeweights/format"
 
 // Summary is what a command line prints about a Load, as JSON.
 type Summary struct {
-	File         string          `json:"file"`
-	Device       int             `json:"device"`
-	DeviceName   string          `json:"device_name"`
-	Path         Path            `json:"path"`
-	Note         string          `json:"note,omitempty"`
-	Resident     float64         `json:"resident"`
-	Bytes        int64           `json:"bytes"`
-	Windows      int             `json:"windows"`
-	Verified     bool            `json:"verified"`
-	SetupSeconds float64         `json:"setup_seconds"`
-	Seconds      float64         `json:"seconds"` // the load, setup excluded
-	GBps         float64         `json:"gbps"`
-	Checked      bool            `json:"checked"` // set by the caller after Check
-	Tensors      []TensorSummary `json:"tensors,omitempty"`
+	File         string  `json:"file"`
+	Device       int     `json:"device"`
+	DeviceName   string  `json:"device_name"`
+	Path         Path    `json:"path"`
+	Note         string  `json:"note,omitempty"`
+	Resident     float64 `json:"resident"`
+	Bytes        int64   `json:"bytes"`
+	Windows      int     `json:"windows"`
+	Verified     bool    `json:"verified"`
+	SetupSeconds float64 `json:"setup_seconds"`
+	Seconds      float64 `json:"seconds"` // the load, setup excluded
+	GBps         float64 `json:"gbps"`
+	Checked      bool    `json:"checked"` // set by the caller after Check
+	// Seconds spent per kind of work (see Times), summed over goroutines.
+	StagingSeconds    float64         `json:"staging_seconds"`
+	RegisterSeconds   float64         `json:"register_seconds"`
+	UnregisterSeconds float64         `json:"unregister_seconds"`
+	ReadSeconds       float64         `json:"read_seconds"`
+	HashSeconds       float64         `json:"hash_seconds"`
+	CopyQueueSeconds  float64         `json:"copy_queue_seconds"`
+	CopyWaitSeconds   float64         `json:"copy_wait_seconds"`
+	DecompressSeconds float64         `json:"decompress_seconds"`
+	Tensors           []TensorSummary `json:"tensors,omitempty"`
 }
 
 // TensorSummary locates one loaded tensor in the file and on the device.
@@ -41,6 +50,10 @@ func (m *Model) Summary(file string, withTensors bool) Summary {
 		Bytes: m.Stats.Bytes, Windows: m.Stats.Windows, Verified: m.Stats.Verified,
 		SetupSeconds: m.Stats.Setup.Seconds(), Seconds: m.Stats.Load.Seconds(), GBps: m.Stats.GBps(),
 	}
+	t := m.Stats.Times
+	s.StagingSeconds, s.RegisterSeconds, s.UnregisterSeconds = t.Staging.Seconds(), t.Register.Seconds(), t.Unregister.Seconds()
+	s.ReadSeconds, s.HashSeconds = t.Read.Seconds(), t.Hash.Seconds()
+	s.CopyQueueSeconds, s.CopyWaitSeconds, s.DecompressSeconds = t.CopyQueue.Seconds(), t.CopyWait.Seconds(), t.Decompress.Seconds()
 	if withTensors {
 		for _, t := range m.Tensors {
 			s.Tensors = append(s.Tensors, TensorSummary{

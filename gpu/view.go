@@ -3,6 +3,8 @@ package gpu
 import (
 	"fmt"
 	"io"
+	"os"
+	"unsafe"
 
 	"github.com/safeweights/safeweights/decode"
 	"github.com/safeweights/safeweights/format"
@@ -15,10 +17,13 @@ type fileView struct {
 	chunkSize int64
 	alignment int64
 	alg       format.DigestAlgorithm
-	mapping   []byte      // the read-only mapping of the whole file, or nil
-	readerAt  io.ReaderAt // reads the file; always set
-	path      string      // the file's path, or "" when it has none
-	size      int64
+	// mapping is the read-only mapping of the whole file, or nil. Its
+	// capacity reaches the end of the last page: the kernel maps whole
+	// pages, and the driver registers whole pages.
+	mapping  []byte
+	readerAt io.ReaderAt // reads the file; always set
+	path     string      // the file's path, or "" when it has none
+	size     int64
 }
 
 type viewTensor struct {
@@ -46,7 +51,7 @@ func viewOf(f *decode.File) (*fileView, error) {
 		chunkSize: f.ChunkSize(),
 		alignment: f.Alignment(),
 		alg:       f.DigestAlgorithm(),
-		mapping:   f.Mapping(),
+		mapping:   pageCap(f.Mapping()),
 		readerAt:  f.ReaderAt(),
 		path:      f.Path(),
 		size:      f.Size(),
@@ -70,4 +75,15 @@ func viewOf(f *decode.File) (*fileView, error) {
 		})
 	}
 	return v, nil
+}
+
+// pageCap extends the capacity of a mapping to the end of its last page,
+// which the kernel maps too (reading as zeros past the end of the file).
+func pageCap(m []byte) []byte {
+	if len(m) == 0 {
+		return m
+	}
+	ps := os.Getpagesize()
+	n := (len(m) + ps - 1) / ps * ps
+	return unsafe.Slice(unsafe.SliceData(m), n)[:len(m)]
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -46,22 +47,29 @@ func init() {
 
 func init() {
 	var (
-		device         int
-		verify, check  bool
-		jsonOut        bool
-		trusted, paths string
-		repeat         int
+		device                              int
+		verify, check                       bool
+		jsonOut                             bool
+		trusted, paths                      string
+		repeat                              int
+		windows, depths, streamsF, workersF string
 	)
 	c := &command{
 		name:    "load",
-		args:    "FILE [--device N] [--verify] [--check] [--path P] [--repeat R] [--trusted KEYS] [--json]",
+		args:    "FILE [--device N] [--verify] [--check] [--path P] [--repeat R] [--window S,...] [--depth N,...] [--streams N,...] [--workers N,...] [--trusted KEYS] [--json]",
 		summary: "load a .swt file into GPU memory and report the throughput",
 		help: `Load copies every tensor of FILE to a CUDA device, the way a program using
 the gpu package would, and prints how long it took and the throughput.
 With --verify every chunk digest is checked while the bytes stream to the
 device; with --trusted the file must also carry a signature by a trusted key,
 checked before any tensor is copied. It needs the CUDA driver (libcuda);
-without one it fails with exit status 3.`,
+without one it fails with exit status 3.
+
+--window, --depth, --streams and --workers take comma-separated lists: the
+loader runs every combination (each --repeat times) in one process and
+prints one result per run, so a sweep shares the driver's start-up cost.
+The JSON result says how resident the file was in the page cache before
+the run and where the time went (registering, reading, hashing, copying).`,
 		example: `  safeweights load model.swt
   safeweights load --device 1 --verify --json model.swt
   safeweights load --trusted alice.key.pub --verify model.swt`,
@@ -73,6 +81,10 @@ without one it fails with exit status 3.`,
 			fs.StringVar(&paths, "path", "auto", "how bytes reach the device: auto, mapped, direct or buffered")
 			fs.BoolVar(&jsonOut, "json", false, "print the load statistics as JSON, one line per run")
 			fs.IntVar(&repeat, "repeat", 1, "load the file this many `times` in one process (for measurements)")
+			fs.StringVar(&windows, "window", "", "window `sizes` to sweep, such as 8MiB,32MiB (default 32MiB)")
+			fs.StringVar(&depths, "depth", "", "windows in flight to sweep, such as 4,8 (default 8)")
+			fs.StringVar(&streamsF, "streams", "", "copy streams to sweep, such as 1,2,4 (default 2)")
+			fs.StringVar(&workersF, "workers", "", "staging goroutines to sweep (default: by path)")
 		},
 	}
 	c.run = func(e *env, args []string) error {
@@ -100,47 +112,60 @@ without one it fails with exit status 3.`,
 		if repeat < 1 {
 			return usageErrorf("load: --repeat must be at least 1")
 		}
+		sweep, err := loadSweep(windows, depths, streamsF, workersF)
+		if err != nil {
+			return err
+		}
 		f, err := decode.Open(pos[0], dopts...)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		opts := []gpu.Option{gpu.WithDevice(device), gpu.WithPath(p)}
+		base := []gpu.Option{gpu.WithDevice(device), gpu.WithPath(p)}
 		if verify {
-			opts = append(opts, gpu.WithVerify())
+			base = append(base, gpu.WithVerify())
 		}
-		// Each run loads the whole file and frees it again, in one process,
-		// so that repeated measurements share the driver's start-up cost.
-		for run := range repeat {
-			sp := e.newSpinner("load")
-			m, err := gpu.Load(context.Background(), f, opts...)
-			sp.finish()
-			if err != nil {
-				return err
-			}
-			last := run == repeat-1
-			if check && last {
-				if err := m.Check(context.Background(), f); err != nil {
-					m.Close()
+		for ci, conf := range sweep {
+			opts := append(append([]gpu.Option{}, base...), conf.opts...)
+			// Each run loads the whole file and frees it again, in one
+			// process, so that repeated measurements share the driver's
+			// start-up cost.
+			for run := range repeat {
+				sp := e.newSpinner("load")
+				m, err := gpu.Load(context.Background(), f, opts...)
+				sp.finish()
+				if err != nil {
 					return err
 				}
-			}
-			sum := m.Summary(pos[0], false)
-			sum.Checked = check && last
-			m.Close()
-			if jsonOut {
-				if err := writeJSONLine(e.stdout, sum); err != nil {
+				last := run == repeat-1 && ci == len(sweep)-1
+				if check && last {
+					if err := m.Check(context.Background(), f); err != nil {
+						m.Close()
+						return err
+					}
+				}
+				sum := m.Summary(pos[0], false)
+				sum.Checked = check && last
+				if err := m.Close(); err != nil {
 					return err
 				}
-				continue
+				if jsonOut {
+					if err := writeJSONLine(e.stdout, loadResult{Summary: sum, Config: conf.desc}); err != nil {
+						return err
+					}
+					continue
+				}
+				fmt.Fprintf(e.stdout, "loaded %s: %d tensors, %s to device %d (%s)\n", clean(pos[0]), f.NumTensors(), humanBytes(sum.Bytes), sum.Device, clean(sum.DeviceName))
+				if len(sweep) > 1 {
+					fmt.Fprintf(e.stdout, "config %s\n", conf.desc)
+				}
+				fmt.Fprintf(e.stdout, "path %s", sum.Path)
+				if sum.Note != "" {
+					fmt.Fprintf(e.stdout, " (%s)", clean(sum.Note))
+				}
+				fmt.Fprintf(e.stdout, "; setup %.3fs, load %.3fs, %.2f GB/s; digests checked: %v; copied back and compared: %v\n",
+					sum.SetupSeconds, sum.Seconds, sum.GBps, sum.Verified, sum.Checked)
 			}
-			fmt.Fprintf(e.stdout, "loaded %s: %d tensors, %s to device %d (%s)\n", clean(pos[0]), f.NumTensors(), humanBytes(sum.Bytes), sum.Device, clean(sum.DeviceName))
-			fmt.Fprintf(e.stdout, "path %s", sum.Path)
-			if sum.Note != "" {
-				fmt.Fprintf(e.stdout, " (%s)", clean(sum.Note))
-			}
-			fmt.Fprintf(e.stdout, "; setup %.3fs, load %.3fs, %.2f GB/s; digests checked: %v; copied back and compared: %v\n",
-				sum.SetupSeconds, sum.Seconds, sum.GBps, sum.Verified, sum.Checked)
 		}
 		return nil
 	}
@@ -148,17 +173,20 @@ without one it fails with exit status 3.`,
 }
 
 func init() {
-	var size string
+	var size, shape string
 	c := &command{
 		name:    "bench-gpu-write",
-		args:    "DIR [--size 4GiB]",
+		args:    "DIR [--size 4GiB] [--shape 8192x8192]",
 		summary: "write the synthetic model of the GPU benchmark",
 		help: `Bench-gpu-write writes DIR/bench-<size>.swt: fp16 tensors of 8192 x 8192
 (128 MiB each) with deterministic contents, the same model that
-bench/gpu/bench_gpu.py writes as .safetensors. It prints the path.`,
+bench/gpu/bench_gpu.py writes as .safetensors. It prints the path.
+--shape keeps the number of tensors of --size but makes each tensor
+smaller: the tiny models of the benchmark's dry run (DRYRUN=1).`,
 		example: `  safeweights bench-gpu-write /data --size 4GiB`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&size, "size", "4GiB", "model `size`: a whole number of GiB, such as 4GiB or 16GiB")
+			fs.StringVar(&shape, "shape", "8192x8192", "tensor `shape` ROWSxCOLS (smaller ones for dry runs)")
 		},
 	}
 	c.run = func(e *env, args []string) error {
@@ -170,8 +198,19 @@ bench/gpu/bench_gpu.py writes as .safetensors. It prints the path.`,
 		if err != nil || n < 1 || n > 1024 {
 			return usageErrorf("bench-gpu-write: --size %q is not a whole number of GiB in [1, 1024]", size)
 		}
+		var rows, cols int
+		if _, err := fmt.Sscanf(shape, "%dx%d", &rows, &cols); err != nil || rows < 1 || cols < 1 || rows > gpubench.Rows || cols > gpubench.Cols || rows*cols%4 != 0 {
+			return usageErrorf("bench-gpu-write: --shape %q is not ROWSxCOLS within 8192x8192 with ROWS*COLS a multiple of 4", shape)
+		}
 		sp := e.newSpinner("write")
-		path, err := gpubench.WriteDir(pos[0], n<<30)
+		var path string
+		if rows == gpubench.Rows && cols == gpubench.Cols {
+			path, err = gpubench.WriteDir(pos[0], n<<30)
+		} else {
+			count, _ := gpubench.Count(n << 30)
+			path = filepath.Join(pos[0], gpubench.FileName(n<<30))
+			err = gpubench.Write(path, count, rows, cols)
+		}
 		sp.finish()
 		if err != nil {
 			return err
@@ -180,4 +219,98 @@ bench/gpu/bench_gpu.py writes as .safetensors. It prints the path.`,
 		return nil
 	}
 	register(c)
+}
+
+// loadResult is one line of load --json: the summary and the configuration
+// of the sweep it ran with.
+type loadResult struct {
+	gpu.Summary
+	Config string `json:"config"`
+}
+
+type loadConf struct {
+	desc string
+	opts []gpu.Option
+}
+
+// loadSweep returns every combination of the listed settings; an empty list
+// keeps the loader's default.
+func loadSweep(windows, depths, streams, workers string) ([]loadConf, error) {
+	confs := []loadConf{{desc: "default"}}
+	axis := func(flagName, list string, parse func(string) (gpu.Option, error)) error {
+		if list == "" {
+			return nil
+		}
+		var next []loadConf
+		for _, v := range strings.Split(list, ",") {
+			o, err := parse(strings.TrimSpace(v))
+			if err != nil {
+				return usageErrorf("load: --%s %q: %v", flagName, v, err)
+			}
+			for _, c := range confs {
+				d := flagName + "=" + strings.TrimSpace(v)
+				if c.desc != "default" {
+					d = c.desc + " " + d
+				}
+				next = append(next, loadConf{desc: d, opts: append(append([]gpu.Option{}, c.opts...), o)})
+			}
+		}
+		confs = next
+		return nil
+	}
+	intOpt := func(mk func(int) gpu.Option) func(string) (gpu.Option, error) {
+		return func(v string) (gpu.Option, error) {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return nil, err
+			}
+			o := mk(n)
+			if err := gpu.ValidateOptions(o); err != nil {
+				return nil, err
+			}
+			return o, nil
+		}
+	}
+	if err := axis("window", windows, func(v string) (gpu.Option, error) {
+		n, err := parseByteSize(v)
+		if err != nil {
+			return nil, err
+		}
+		o := gpu.WithWindowSize(n)
+		if err := gpu.ValidateOptions(o); err != nil {
+			return nil, err
+		}
+		return o, nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := axis("depth", depths, intOpt(gpu.WithDepth)); err != nil {
+		return nil, err
+	}
+	if err := axis("streams", streams, intOpt(gpu.WithStreams)); err != nil {
+		return nil, err
+	}
+	if err := axis("workers", workers, intOpt(gpu.WithWorkers)); err != nil {
+		return nil, err
+	}
+	return confs, nil
+}
+
+// parseByteSize reads a size such as 4096, 512KiB, 8MiB or 1GiB.
+func parseByteSize(v string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if strings.HasSuffix(v, u.s) {
+			v, mult = strings.TrimSuffix(v, u.s), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 || n > 1<<40/mult {
+		return 0, fmt.Errorf("not a size such as 8MiB")
+	}
+	return n * mult, nil
 }
