@@ -130,3 +130,7 @@ func (f *File) VerifyMode() VerifyMode { return f.cfg.verify }
 
 // CheckedReads reports whether every read is a checked copy (no views).
 func (f *File) CheckedReads() bool { return f.cfg.checked }
+
+// Limits are the limits the file was opened with; the sign package holds a
+// detached signature block to them too.
+func (f *File) Limits() format.Limits { return f.cfg.limits }

@@ -362,7 +362,7 @@ func verify(ctx context.Context, f *decode.File, trusted *KeyRing, opts *verifyC
 		if len(opts.detached) < 8 || [8]byte(opts.detached[:8]) != format.SignatureMagic {
 			return nil, format.Errorf(format.ErrSignatureBlock, "V3", 0, "detached signature", "not a signature block")
 		}
-		det, err := format.ParseSignatureBlock(opts.detached, 0, format.DefaultLimits())
+		det, err := format.ParseSignatureBlock(opts.detached, 0, f.Limits())
 		if err != nil {
 			return nil, fmt.Errorf("sign: detached signature: %w", err)
 		}
@@ -465,7 +465,7 @@ func (p *Policy) CheckedReads() bool { return true }
 func (p *Policy) Check(f *decode.File) error {
 	opts := verifyConfig{detached: p.Detached, requireAll: p.RequireAll, skipData: true}
 	if opts.detached == nil && !p.NoDetachedFile && f.Path() != "" {
-		b, err := readDetached(DetachedPath(f.Path()), format.DefaultLimits())
+		b, err := readDetached(DetachedPath(f.Path()), f.Limits())
 		switch {
 		case err == nil:
 			opts.detached = b
