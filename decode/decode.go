@@ -2,6 +2,7 @@ package decode
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,8 +32,11 @@ type File struct {
 
 	verified []atomic.Bool // per tensor: its mapping was checked (views only)
 	padded   []atomic.Bool // per tensor: its padding was checked (R25)
-	closed   atomic.Bool
-	mu       sync.Mutex // serializes Close
+
+	aliasOnce sync.Once
+	aliases   map[string]int
+	closed    atomic.Bool
+	mu        sync.Mutex // serializes Close
 }
 
 // Open opens the file at path, maps it read-only and verifies its header.
@@ -358,13 +362,54 @@ func (f *File) TensorAt(i int) *Tensor {
 	return t
 }
 
-// Tensor returns the tensor named name, found by binary search.
+// Tensor returns the tensor named name, found by binary search. A name
+// that no tensor has is looked up among the aliases a converter recorded
+// for tied weights (the tensor attribute "aliases", spec/CONVERSION.md N8):
+// the tensor stored once under its first path is returned for every other
+// path that shares it.
 func (f *File) Tensor(name string) (*Tensor, error) {
 	i := f.hdr.Lookup(name)
 	if i < 0 {
-		return nil, &format.FormatError{Kind: format.ErrNotFound, Offset: -1, Field: fmt.Sprintf("tensor %q", name)}
+		var ok bool
+		if i, ok = f.aliasIndex()[name]; !ok {
+			return nil, &format.FormatError{Kind: format.ErrNotFound, Offset: -1, Field: fmt.Sprintf("tensor %q", name)}
+		}
 	}
 	return f.TensorAt(i), nil
+}
+
+// aliasIndex maps every recorded alias to its tensor, built on the first
+// lookup that misses. Its size is bounded by the header's. An alias that is
+// also a tensor's name, or is claimed by two tensors, is left out: the
+// attribute is data from the file, and must not shadow or pick between
+// tensors.
+func (f *File) aliasIndex() map[string]int {
+	f.aliasOnce.Do(func() {
+		m := map[string]int{}
+		dup := map[string]bool{}
+		for i := range f.hdr.NumTensors() {
+			for _, kv := range f.hdr.Tensor(i).Attributes {
+				if kv.Key != "aliases" {
+					continue
+				}
+				var names []string
+				if json.Unmarshal([]byte(kv.Value), &names) != nil {
+					continue
+				}
+				for _, a := range names {
+					if _, seen := m[a]; seen || f.hdr.Lookup(a) >= 0 {
+						dup[a] = true
+					}
+					m[a] = i
+				}
+			}
+		}
+		for a := range dup {
+			delete(m, a)
+		}
+		f.aliases = m
+	})
+	return f.aliases
 }
 
 // All iterates over the tensors in file order.
