@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/safeweights/safeweights/internal/safeopen"
 	"github.com/safeweights/safeweights/sign"
 )
 
@@ -17,7 +18,7 @@ import (
 const maxPassphraseFile = 64 << 10
 
 func readPassphrase(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, _, err := safeopen.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +184,7 @@ KEY is a PEM private key from 'safeweights keygen' or 'openssl genpkey
 }
 
 func loadPrivateKey(path, passFile string) (ed25519.PrivateKey, error) {
-	f, err := os.Open(path)
+	f, _, err := safeopen.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -163,6 +163,9 @@ func classify(err error) (int, []string) {
 	switch {
 	case errors.Is(err, format.ErrIO):
 		code = exitError
+	case errors.Is(err, format.ErrNotRegular):
+		code = exitError
+		hint("safeweights reads regular files only, never a FIFO, a device or a directory")
 	case errors.Is(err, format.ErrNotFound):
 		code = exitUsage
 		hint("run 'safeweights inspect FILE' to list the tensor names")

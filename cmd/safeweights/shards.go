@@ -7,6 +7,8 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
+	"github.com/safeweights/safeweights/internal/safeopen"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -30,11 +32,7 @@ func isShardIndex(path string) bool {
 	if path == "-" {
 		return false
 	}
-	// Stat first: opening a FIFO for reading would block.
-	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
-		return false
-	}
-	fh, err := os.Open(path)
+	fh, _, err := safeopen.Open(path) // a FIFO is refused, never waited on
 	if err != nil {
 		return false
 	}
@@ -210,11 +208,15 @@ const maxSourceIndex = 64 << 20
 // isSafetensorsIndex reports whether path is a sharded safetensors
 // checkpoint's index (model.safetensors.index.json), by its content.
 func isSafetensorsIndex(path string) bool {
-	st, err := os.Stat(path)
-	if err != nil || !st.Mode().IsRegular() || st.Size() > maxSourceIndex || st.Size() < 2 {
+	fh, st, err := safeopen.Open(path)
+	if err != nil {
 		return false
 	}
-	b, err := os.ReadFile(path)
+	defer fh.Close()
+	if st.Size() > maxSourceIndex || st.Size() < 2 {
+		return false
+	}
+	b, err := io.ReadAll(io.LimitReader(fh, maxSourceIndex+1))
 	if err != nil || len(b) > maxSourceIndex {
 		return false
 	}
