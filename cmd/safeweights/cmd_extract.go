@@ -85,6 +85,9 @@ required before any byte is written.`,
 				return err
 			}
 			noteInexact(e, t)
+			if testHookRead != nil {
+				testHookRead()
+			}
 			if out == "-" {
 				var b bytes.Buffer
 				if err := npy.Write(&b, t.DType, t.Shape, data); err != nil {
@@ -116,6 +119,9 @@ required before any byte is written.`,
 				return err
 			}
 			noteInexact(e, t)
+			if testHookRead != nil {
+				testHookRead()
+			}
 			if err := npy.WriteFile(filepath.Join(all, files[i]), t.DType, t.Shape, data); err != nil {
 				return err
 			}

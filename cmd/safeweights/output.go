@@ -47,6 +47,10 @@ func openSWT(e *env, path string, header bool, opts ...decode.Option) (*decode.F
 	return decode.Open(path, opts...)
 }
 
+// testHookRead, set by tests, runs after extract has read a tensor's bytes
+// and before it writes them (to truncate the file under the command).
+var testHookRead func()
+
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
