@@ -24,10 +24,12 @@ func TestNonRegularInputs(t *testing.T) {
 		t.Fatalf("keygen: exit %d", c)
 	}
 	writeSmall(t, good)
+	t.Setenv("SAFEWEIGHTS_TRUSTED", key+".pub")
 	for name, c := range safeopentest.Hostile(t) {
 		p := c.Path
 		for _, args := range [][]string{
 			{"inspect", p}, {"inspect", "--json", p}, {"verify", p}, {"verify", "--trusted", key + ".pub", p},
+			{"verify", "--integrity-only", p},
 			{"diff", p, good}, {"diff", good, p}, {"extract", p, "--all", filepath.Join(dir, "x")},
 			{"extract", p, "w", "-o", filepath.Join(dir, "w.npy")},
 			{"convert", p, filepath.Join(dir, "out.swt")}, {"sign", p, "--key", key},

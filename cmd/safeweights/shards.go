@@ -122,8 +122,9 @@ func verifyIndex(e *env, path, trusted string, jsonOut bool) error {
 	res := &verifyResult{Path: path, OK: true, Tensors: len(m.Names()), Signatures: len(m.Index().Signatures), DataVerified: true}
 	if v := m.Verified(); v != nil {
 		res.HeaderVerified = true
+		res.Authenticated = trusted != ""
 		for _, s := range v.Signers {
-			res.Signers = append(res.Signers, signerInfo{KeyID: s.KeyID.String(), Trusted: true, Comment: s.Comment, Timestamp: time.Unix(s.Timestamp, 0).UTC().Format("2006-01-02T15:04:05Z")})
+			res.Signers = append(res.Signers, signerInfo{KeyID: s.KeyID.String(), Trusted: true, Comment: s.Comment, Timestamp: rfc3339(s.Timestamp), TimestampUnix: s.Timestamp})
 		}
 	}
 	if jsonOut {
@@ -132,9 +133,10 @@ func verifyIndex(e *env, path, trusted string, jsonOut bool) error {
 	fmt.Fprintf(e.stdout, "ok: %s: model %s, %d shards, %d tensors, every shard matches the index and every digest verified\n",
 		clean(path), clean(m.ModelID()), m.NumShards(), res.Tensors)
 	if trusted == "" {
-		fmt.Fprintf(e.stdout, "signatures: %d present, not checked (use --trusted)\n", res.Signatures)
+		fmt.Fprintf(e.stdout, "not authenticated (--integrity-only): %d index signatures present, not checked\n", res.Signatures)
 		return nil
 	}
+	fmt.Fprintln(e.stdout, "authenticated: the index is signed by a trusted key")
 	for _, s := range res.Signers {
 		fmt.Fprintf(e.stdout, "index signed by %s: trusted, verified", s.KeyID[:16])
 		if s.Comment != "" {
