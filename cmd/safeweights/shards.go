@@ -86,7 +86,7 @@ func inspectIndex(e *env, path string, jsonOut bool) error {
 		info.Shards = append(info.Shards, indexShard{Ref: s.Ref, DigestAlgorithm: s.DigestAlgorithm.String(), HeaderDigest: hex.EncodeToString(s.HeaderDigest[:]), Tensors: s.Tensors})
 	}
 	for _, s := range ix.Signatures {
-		info.Signatures = append(info.Signatures, signatureInfo{KeyID: s.KeyID.String(), Algorithm: s.Algorithm, Timestamp: time.Unix(s.Timestamp, 0).UTC(), Comment: s.Comment})
+		info.Signatures = append(info.Signatures, signatureInfo{KeyID: s.KeyID.String(), Algorithm: s.Algorithm, Timestamp: rfc3339(s.Timestamp), TimestampUnix: s.Timestamp, Comment: s.Comment})
 	}
 	if jsonOut {
 		return writeJSON(e.stdout, info)
@@ -100,7 +100,7 @@ func inspectIndex(e *env, path string, jsonOut bool) error {
 	}
 	fmt.Fprintf(w, "signatures:  %d (not checked; use 'safeweights verify --trusted')\n", len(info.Signatures))
 	for _, s := range info.Signatures {
-		fmt.Fprintf(w, "  %s %s %s %q\n", s.KeyID[:16], s.Algorithm, s.Timestamp.Format(time.RFC3339), clean(s.Comment))
+		fmt.Fprintf(w, "  %s %s %s %q\n", s.KeyID[:16], s.Algorithm, s.Timestamp, clean(s.Comment))
 	}
 	return nil
 }
