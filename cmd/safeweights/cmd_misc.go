@@ -33,15 +33,39 @@ func init() {
 		if done {
 			return err
 		}
-		v := "(devel)"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
 		fmt.Fprintf(e.stdout, "safeweights %s\nformat %s, producer %q, converters %s\n%s %s/%s\n",
-			v, formatVersion, encode.DefaultProducer, convert.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			buildVersion(), formatVersion, encode.DefaultProducer, convert.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
 	}
 	register(c)
+}
+
+// buildVersion is the module version, with the VCS revision and a dirty
+// flag when the build recorded them; "devel" when nothing is known.
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = ", dirty"
+			}
+		}
+	}
+	if rev != "" {
+		v += " (" + rev + dirty + ")"
+	}
+	return v
 }
 
 func init() {

@@ -83,7 +83,7 @@ func run(e *env, args []string) int {
 	switch name {
 	case "-h", "-help", "--help":
 		name = "help"
-	case "-version", "--version":
+	case "-v", "-version", "--version":
 		name = "version"
 	}
 	c := lookup(name)
