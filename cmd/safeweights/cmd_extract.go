@@ -15,7 +15,7 @@ func init() {
 	var out, all, sliceSpec, trusted string
 	c := &command{
 		name:    "extract",
-		args:    "FILE NAME [--slice SPEC] -o OUT.npy | FILE --all DIR",
+		args:    "FILE NAME [--slice SPEC] [--trusted KEYS] -o OUT.npy | FILE --all DIR",
 		summary: "write tensors of a .swt file as NumPy .npy files",
 		help: `Extract writes one tensor (NAME, to OUT.npy; "-o -" writes to standard
 output) or every tensor (--all DIR) of a .swt file as NumPy .npy files.

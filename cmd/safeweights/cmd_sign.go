@@ -64,7 +64,7 @@ func init() {
 	var workFactor int
 	c := &command{
 		name:    "keygen",
-		args:    "-o KEY [--passphrase-file FILE]",
+		args:    "-o KEY [--passphrase-file FILE] [--work-factor N]",
 		summary: "generate an Ed25519 signing key (KEY) and its public key (KEY.pub)",
 		help: `Keygen writes a new Ed25519 private key to KEY (mode 0600) and its public key
 to KEY.pub, both PEM: the private key as PKCS #8 (as 'openssl genpkey
@@ -129,7 +129,7 @@ func init() {
 	var detached bool
 	c := &command{
 		name:    "sign",
-		args:    "FILE --key KEY [--comment TEXT] [--detached]",
+		args:    "FILE --key KEY [--comment TEXT] [--detached] [--passphrase-file FILE]",
 		summary: "sign a .swt file with an Ed25519 key",
 		help: `Sign checks every digest of FILE, then adds a signature by KEY to the
 file's signature block (replacing an earlier signature by the same key),

@@ -23,7 +23,7 @@ func init() {
 	)
 	c := &command{
 		name:    "verify",
-		args:    "FILE [--trusted DIR|FILE | --integrity-only] [--require-all] [--json]",
+		args:    "FILE [--trusted DIR|FILE] [--integrity-only] [--require-all] [--json]",
 		summary: "check every digest, and the signatures against trusted keys",
 		help: `Verify checks the header, every chunk digest and all padding of a .swt file.
 It also checks the signatures (embedded, and FILE.sig when it exists)

@@ -297,6 +297,9 @@ func printCommandHelp(w io.Writer, c *command) {
 		}
 		name, usage := flag.UnquoteUsage(f)
 		arg := "--" + f.Name
+		if len(f.Name) == 1 {
+			arg = "-" + f.Name // -o, as the usage lines and docs/CLI.md write it
+		}
 		if name != "" {
 			arg += " " + name
 		}
