@@ -93,7 +93,7 @@ func run(e *env, args []string) int {
 	return report(e, c.run(e, args[1:]))
 }
 
-var order = []string{"demo", "convert", "inspect", "verify", "diff", "extract", "keygen", "sign", "load", "version", "help"}
+var order = []string{"demo", "convert", "inspect", "verify", "diff", "extract", "keygen", "sign", "load", "completion", "version", "help"}
 
 func sortCommands() {
 	rank := map[string]int{}
