@@ -12,6 +12,7 @@ import (
 
 	"github.com/safeweights/safeweights/internal/safeopen"
 	"github.com/safeweights/safeweights/sign"
+	"golang.org/x/term"
 )
 
 // maxPassphraseFile bounds a passphrase file.
@@ -199,6 +200,9 @@ func loadPrivateKey(path, passFile string) (ed25519.PrivateKey, error) {
 	askedNoFile := false
 	priv, err := sign.ParsePrivateKey(data, func() ([]byte, error) {
 		if passFile == "" {
+			if pass, ok, err := promptPassphrase(path); ok {
+				return pass, err
+			}
 			askedNoFile = true
 			return nil, errors.New("the key is encrypted")
 		}
@@ -206,9 +210,28 @@ func loadPrivateKey(path, passFile string) (ed25519.PrivateKey, error) {
 	})
 	if err != nil {
 		if askedNoFile {
-			return nil, usageErrorf("%s is encrypted", clean(path)).withHint("give its passphrase with --passphrase-file FILE")
+			return nil, usageErrorf("%s is encrypted", clean(path)).withHint("give its passphrase with --passphrase-file FILE, or run on a terminal to be asked")
 		}
 		return nil, fmt.Errorf("%s: %w", clean(path), err)
 	}
 	return priv, nil
+}
+
+// promptPassphrase asks for the passphrase of the key at path when standard
+// input and standard error are terminals (ok false otherwise), without echo.
+func promptPassphrase(path string) (pass []byte, ok bool, err error) {
+	in, out := int(os.Stdin.Fd()), int(os.Stderr.Fd())
+	if !term.IsTerminal(in) || !term.IsTerminal(out) {
+		return nil, false, nil
+	}
+	fmt.Fprintf(os.Stderr, "passphrase for %s: ", clean(path))
+	pass, err = term.ReadPassword(in)
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return nil, true, err
+	}
+	if len(pass) == 0 {
+		return nil, true, usageErrorf("empty passphrase")
+	}
+	return pass, true, nil
 }
