@@ -107,6 +107,8 @@ required before any byte is written.`,
 		}
 		files := npy.FileNames(names, ".npy")
 		index := make(map[string]string, len(files))
+		pb := e.newCountBar("extract", int64(len(files))) // drawn only on a terminal
+		defer pb.finish()
 		for i := range files {
 			// FileNames promises plain local names; check anyway, since a
 			// name that escaped DIR would write anywhere.
@@ -126,6 +128,7 @@ required before any byte is written.`,
 				return err
 			}
 			index[files[i]] = t.Name
+			pb.set(int64(i+1), int64(len(files)))
 		}
 		var b bytes.Buffer
 		if err := writeJSON(&b, index); err != nil {

@@ -85,6 +85,20 @@ func (e *env) newBar(label string, total int64) *bar {
 	return &bar{p: p, b: b}
 }
 
+// newCountBar is newBar counting items (tensors), not bytes.
+func (e *env) newCountBar(label string, total int64) *bar {
+	if !e.tty {
+		return nil
+	}
+	p := mpb.New(mpb.WithOutput(e.stderr), mpb.WithWidth(40), mpb.WithRefreshRate(100*time.Millisecond))
+	b := p.AddBar(total,
+		mpb.PrependDecorators(decor.Name(label, decor.WCSyncSpaceR), decor.CountersNoUnit("%d / %d")),
+		mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace)),
+		mpb.BarRemoveOnComplete(),
+	)
+	return &bar{p: p, b: b}
+}
+
 // newSpinner shows work whose size is unknown.
 func (e *env) newSpinner(label string) *bar {
 	if !e.tty {
