@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -72,13 +73,14 @@ func init() {
 	var (
 		device         int
 		verify, check  bool
+		dryRun         bool
 		jsonOut        bool
 		trusted, paths string
 		repeat         int
 	)
 	c := &command{
 		name:    "load",
-		args:    "FILE [--device N] [--verify] [--check] [--path P] [--repeat R] [--trusted KEYS] [--json]",
+		args:    "FILE [--device N] [--verify] [--check] [--path P] [--repeat R] [--trusted KEYS] [--dry-run] [--json]",
 		summary: "load a .swt file into GPU memory and report the throughput",
 		help: `Load copies every tensor of FILE to a CUDA device, the way a program using
 the gpu package would, and prints how long it took and the throughput.
@@ -96,6 +98,7 @@ without one it fails with exit status 3.`,
 			fs.StringVar(&trusted, "trusted", "", "require a signature by one of these trusted public keys (`file or dir`)")
 			fs.StringVar(&paths, "path", "auto", "how bytes reach the device: auto, mapped, direct or buffered")
 			fs.BoolVar(&jsonOut, "json", false, "print the load statistics as JSON, one line per run")
+			fs.BoolVar(&dryRun, "dry-run", false, "open and check FILE (header, --trusted policy) without a GPU, and say what would be loaded")
 			fs.IntVar(&repeat, "repeat", 1, "load the file this many `times` in one process (for measurements)")
 		},
 	}
@@ -129,6 +132,14 @@ without one it fails with exit status 3.`,
 			return err
 		}
 		defer f.Close()
+		if dryRun {
+			var total int64
+			for t := range f.All() {
+				total = satAdd(total, t.Length)
+			}
+			fmt.Fprintf(e.stdout, "would load %s: %d tensors, %s (dry run: no device used)\n", clean(pos[0]), f.NumTensors(), humanBytes(total))
+			return nil
+		}
 		opts := []gpu.Option{gpu.WithDevice(device), gpu.WithPath(p)}
 		if verify {
 			opts = append(opts, gpu.WithVerify())
@@ -204,4 +215,12 @@ bench/gpu/bench_gpu.py writes as .safetensors. It prints the path.`,
 		return nil
 	}
 	register(c)
+}
+
+// satAdd adds two non-negative sizes, saturating at the largest int64.
+func satAdd(a, b int64) int64 {
+	if b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
 }

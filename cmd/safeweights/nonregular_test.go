@@ -34,7 +34,7 @@ func TestNonRegularInputs(t *testing.T) {
 			{"extract", p, "w", "-o", filepath.Join(dir, "w.npy")},
 			{"convert", p, filepath.Join(dir, "out.swt")}, {"sign", p, "--key", key},
 			{"sign", good, "--key", p}, {"verify", "--trusted", p, good},
-			{"load", p},
+			{"load", p}, {"load", "--dry-run", p},
 		} {
 			var out, errb bytes.Buffer
 			code := 0
