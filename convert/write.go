@@ -5,8 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/safeweights/safeweights/internal/safeopen"
 	"io"
-	"os"
 	"sort"
 
 	"github.com/safeweights/safeweights/encode"
@@ -58,18 +58,11 @@ func (s *Source) Close() error {
 // OpenSource maps path read-only and hashes it. Files that cannot be mapped
 // are read into memory.
 func OpenSource(path string) (*Source, error) {
-	f, err := os.Open(path)
+	f, st, err := safeopen.Open(path) // a FIFO is refused, never waited on
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("convert: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("convert: %s is not a regular file", path)
-	}
 	data, unmap, err := mapFile(f, st.Size())
 	if err != nil || data == nil {
 		if data, err = io.ReadAll(f); err != nil {

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/safeweights/safeweights/internal/safeopen"
 	"io"
 	"iter"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -51,20 +51,13 @@ func OpenContext(ctx context.Context, path string, opts ...Option) (*File, error
 	if err != nil {
 		return nil, err
 	}
-	fh, err := os.Open(path)
+	// Opened without blocking and checked on the descriptor: a FIFO or a
+	// device is refused (format.ErrNotRegular) before anything reads it.
+	fh, st, err := safeopen.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("decode: %w", err)
-	}
-	st, err := fh.Stat()
-	if err != nil {
-		fh.Close()
 		return nil, fmt.Errorf("decode: %w", err)
 	}
 	f := &File{cfg: cfg, path: path, size: st.Size(), ra: fh, closer: fh}
-	if !st.Mode().IsRegular() {
-		fh.Close()
-		return nil, fmt.Errorf("decode: %s is not a regular file", path)
-	}
 	if canMap && !cfg.noMap {
 		f.data, err = mapFile(fh, f.size)
 		if err != nil {

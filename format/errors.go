@@ -77,6 +77,9 @@ var (
 	// ErrIO: the file could not be read (an I/O error, or the mapped file
 	// shrank under the reader).
 	ErrIO = newKind("io", "read error")
+	// ErrNotRegular: the path names a FIFO, a device, a socket or a
+	// directory, refused before anything reads (or blocks on) it.
+	ErrNotRegular = newKind("not-regular", "not a regular file")
 	// ErrNotFound: no tensor of that name.
 	ErrNotFound = newKind("not-found", "no such tensor")
 )

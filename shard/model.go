@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/safeweights/safeweights/internal/safeopen"
 	"io"
 	"os"
 	"path/filepath"
@@ -22,23 +23,10 @@ import (
 type Opener func(ctx context.Context, ref string) (io.ReaderAt, int64, error)
 
 // LocalOpener opens ref as a local regular file; anything else (a FIFO, a
-// device, a directory) is refused before it is opened, and again after.
+// device, a directory) is refused without blocking (format.ErrNotRegular).
 func LocalOpener(ctx context.Context, ref string) (io.ReaderAt, int64, error) {
-	if st, err := os.Stat(ref); err != nil {
-		return nil, 0, err
-	} else if !st.Mode().IsRegular() {
-		return nil, 0, fmt.Errorf("%s is not a regular file", ref)
-	}
-	fh, err := os.Open(ref)
+	fh, st, err := safeopen.Open(ref)
 	if err != nil {
-		return nil, 0, err
-	}
-	st, err := fh.Stat()
-	if err == nil && !st.Mode().IsRegular() {
-		err = fmt.Errorf("%s is not a regular file", ref)
-	}
-	if err != nil {
-		fh.Close()
 		return nil, 0, err
 	}
 	return fh, st.Size(), nil

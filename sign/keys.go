@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/safeweights/safeweights/internal/safeopen"
 	"io"
 	"io/fs"
 	"os"
@@ -379,7 +380,7 @@ func LoadKeyRing(path string) (*KeyRing, error) {
 }
 
 func (kr *KeyRing) loadFile(path string) error {
-	fh, err := os.Open(path)
+	fh, _, err := safeopen.Open(path) // a FIFO in a trust store must not block
 	if err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/safeweights/safeweights/internal/safeopen"
 	"os"
 	"path/filepath"
 	"slices"
@@ -99,18 +100,11 @@ func Sign(ctx context.Context, path string, signer crypto.Signer, options ...Sig
 	if opts.detached {
 		flag = os.O_RDONLY
 	}
-	fh, err := os.OpenFile(path, flag, 0)
+	fh, st, err := safeopen.OpenFile(path, flag)
 	if err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}
 	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return fmt.Errorf("sign: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("sign: %s is not a regular file", path)
-	}
 	f, err := decode.NewReader(fh, st.Size(), decode.WithLimits(lim))
 	if err != nil {
 		return fmt.Errorf("sign: refusing to sign %s: %w", path, err)
@@ -203,17 +197,14 @@ func maxBlockSize(lim format.Limits) int64 {
 }
 
 func readDetached(path string, lim format.Limits) ([]byte, error) {
-	fh, err := os.Open(path)
+	// A FIFO named FILE.swt.sig must not block verification.
+	fh, st, err := safeopen.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("sign: %w", err)
+		return nil, fmt.Errorf("sign: detached signature: %w", err)
 	}
 	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("sign: %w", err)
-	}
-	if !st.Mode().IsRegular() || st.Size() > maxBlockSize(lim) {
-		return nil, format.Errorf(format.ErrSignatureBlock, "V3", 0, "detached signature", "not a regular file or larger than the limit allows")
+	if st.Size() > maxBlockSize(lim) {
+		return nil, format.Errorf(format.ErrSignatureBlock, "V3", 0, "detached signature", "larger than the limit allows")
 	}
 	b := make([]byte, st.Size())
 	if _, err := fh.ReadAt(b, 0); err != nil {
@@ -233,15 +224,11 @@ func ReadDetached(path string) ([]byte, error) {
 // must have a valid preamble and header; the block itself may be malformed
 // (this is how a signature write cut short by a crash is repaired).
 func RemoveSignatures(path string) error {
-	fh, err := os.OpenFile(path, os.O_RDWR, 0)
+	fh, st, err := safeopen.OpenFile(path, os.O_RDWR)
 	if err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}
 	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return fmt.Errorf("sign: %w", err)
-	}
 	lim := format.DefaultLimits()
 	var pb [format.PreambleSize]byte
 	if _, err := fh.ReadAt(pb[:], 0); err != nil {

@@ -10,17 +10,18 @@ import (
 
 	"github.com/safeweights/safeweights/convert"
 	"github.com/safeweights/safeweights/convert/auto"
+	"github.com/safeweights/safeweights/decode"
 )
 
 func init() {
 	var (
-		jsonOut, strict, optimizer bool
-		reportPath                 string
-		modelID, indexKey          string // shards.go
+		jsonOut, strict, optimizer, force bool
+		reportPath                        string
+		modelID, indexKey                 string // shards.go
 	)
 	c := &command{
 		name:    "convert",
-		args:    "IN OUT [--report FILE.json] [--strict] [--include-optimizer] [--json]",
+		args:    "IN OUT [--report FILE.json] [--strict] [--include-optimizer] [--force] [--json] [--model-id ID] [--key KEY]",
 		summary: "convert BSON.jl, JLD2 or safetensors to .swt, or .swt to safetensors",
 		help: `Convert reads IN, whose format is recognised by its content (BSON.jl, JLD2,
 safetensors or .swt; never by its name), and writes OUT: a safetensors file
@@ -43,6 +44,7 @@ OUT/model.swtidx, the shard index that names each by its header digest
 			fs.BoolVar(&jsonOut, "json", false, "print the conversion report as JSON")
 			fs.StringVar(&reportPath, "report", "", "write the conversion report as JSON to `file`")
 			fs.BoolVar(&strict, "strict", false, "fail if the source contains serialized code")
+			fs.BoolVar(&force, "force", false, "replace OUT if it exists")
 			fs.BoolVar(&optimizer, "include-optimizer", false, `keep optimiser state, under the "optimizer." prefix`)
 			fs.StringVar(&modelID, "model-id", "", "sharded safetensors: the model `id` of the shard index (default: IN's directory name)")
 			fs.StringVar(&indexKey, "key", "", "sharded safetensors: sign the shard index with this private `key`")
@@ -60,7 +62,13 @@ OUT/model.swtidx, the shard index that names each by its header digest
 		if isSafetensorsIndex(in) { // shards.go
 			return convertShardsIndexed(e, in, out, modelID, indexKey, jsonOut)
 		}
-		opts := auto.Options{Options: convert.Options{Strict: strict, IncludeOptimizer: optimizer}}
+		if _, err := os.Lstat(out); err == nil && !force {
+			return usageErrorf("convert: %s already exists", clean(out)).withHint("add --force to replace it")
+		}
+		// A .swt source is read unmapped, through decode's checked reads:
+		// the exporter copies tensor bytes outside decode's fault guard.
+		opts := auto.Options{Options: convert.Options{Strict: strict, IncludeOptimizer: optimizer},
+			Decode: []decode.Option{decode.WithoutMmap()}}
 		sp := e.newSpinner("convert")
 		rep, err := auto.Convert(in, out, opts)
 		sp.finish()

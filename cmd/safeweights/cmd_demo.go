@@ -131,7 +131,7 @@ func demo(e *env, dir string) error {
 	if err != nil {
 		return err
 	}
-	printInfo(w, describe(fi, swt))
+	printInfo(w, describe(fi, swt), fi)
 	fi.Close()
 
 	step(6, "load under a policy that requires the signature; tensors are zero-copy views")

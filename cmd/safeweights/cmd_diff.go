@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/safeweights/safeweights/convert/auto"
+	"github.com/safeweights/safeweights/decode"
 )
 
 func init() {
@@ -37,7 +38,7 @@ then it exits 1 when they differ.`,
 		}
 		var sums [2]*auto.Summary
 		for i, p := range pos {
-			if sums[i], err = auto.Summarize(p, auto.Options{}); err != nil {
+			if sums[i], err = auto.Summarize(p, auto.Options{Decode: []decode.Option{decode.WithoutMmap()}}); err != nil {
 				return fmt.Errorf("%s: %w", clean(p), err)
 			}
 		}

@@ -15,7 +15,7 @@ func init() {
 	var out, all, sliceSpec, trusted string
 	c := &command{
 		name:    "extract",
-		args:    "FILE NAME [--slice SPEC] -o OUT.npy | FILE --all DIR",
+		args:    "FILE NAME [--slice SPEC] [--trusted KEYS] -o OUT.npy | FILE --all DIR",
 		summary: "write tensors of a .swt file as NumPy .npy files",
 		help: `Extract writes one tensor (NAME, to OUT.npy; "-o -" writes to standard
 output) or every tensor (--all DIR) of a .swt file as NumPy .npy files.
@@ -85,6 +85,9 @@ required before any byte is written.`,
 				return err
 			}
 			noteInexact(e, t)
+			if testHookRead != nil {
+				testHookRead()
+			}
 			if out == "-" {
 				var b bytes.Buffer
 				if err := npy.Write(&b, t.DType, t.Shape, data); err != nil {
@@ -104,6 +107,8 @@ required before any byte is written.`,
 		}
 		files := npy.FileNames(names, ".npy")
 		index := make(map[string]string, len(files))
+		pb := e.newCountBar("extract", int64(len(files))) // drawn only on a terminal
+		defer pb.finish()
 		for i := range files {
 			// FileNames promises plain local names; check anyway, since a
 			// name that escaped DIR would write anywhere.
@@ -116,10 +121,14 @@ required before any byte is written.`,
 				return err
 			}
 			noteInexact(e, t)
+			if testHookRead != nil {
+				testHookRead()
+			}
 			if err := npy.WriteFile(filepath.Join(all, files[i]), t.DType, t.Shape, data); err != nil {
 				return err
 			}
 			index[files[i]] = t.Name
+			pb.set(int64(i+1), int64(len(files)))
 		}
 		var b bytes.Buffer
 		if err := writeJSON(&b, index); err != nil {

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/safeweights/safeweights/decode"
@@ -48,9 +51,9 @@ it checks the header completely, but not the data digests or signatures
 		defer f.Close()
 		info := describe(f, pos[0])
 		if jsonOut {
-			return writeJSON(e.stdout, info)
+			return writeInfoJSON(e.stdout, info, f)
 		}
-		printInfo(e.stdout, info)
+		printInfo(e.stdout, info, f)
 		return nil
 	}
 	register(c)
@@ -66,9 +69,15 @@ type fileInfo struct {
 	Alignment       int64             `json:"alignment"`
 	Provenance      *provenanceInfo   `json:"provenance,omitempty"`
 	Metadata        map[string]string `json:"metadata"`
-	TensorBytes     int64             `json:"tensor_bytes"`
-	Tensors         []tensorInfo      `json:"tensors"`
-	Signatures      []signatureInfo   `json:"signatures"`
+	// TensorBytes is the sum of the tensors' canonical lengths, saturated
+	// at the largest int64 (TensorBytesSaturated then says so): declared
+	// sizes of a hostile file may overflow.
+	TensorBytes          int64           `json:"tensor_bytes"`
+	TensorBytesSaturated bool            `json:"tensor_bytes_saturated,omitempty"`
+	NumTensors           int             `json:"-"`
+	Signatures           []signatureInfo `json:"signatures"`
+	// The tensors are not held here: they are written one by one from the
+	// decoded header, so memory stays within a small factor of the header.
 }
 
 type provenanceInfo struct {
@@ -91,10 +100,13 @@ type tensorInfo struct {
 }
 
 type signatureInfo struct {
-	KeyID     string    `json:"key_id"`
-	Algorithm string    `json:"algorithm"`
-	Timestamp time.Time `json:"timestamp"`
-	Comment   string    `json:"comment,omitempty"`
+	KeyID     string `json:"key_id"`
+	Algorithm string `json:"algorithm"`
+	// Timestamp is RFC 3339, only when the year is 0 to 9999;
+	// TimestampUnix is the stored integer, always.
+	Timestamp     string `json:"timestamp,omitempty"`
+	TimestampUnix int64  `json:"timestamp_unix"`
+	Comment       string `json:"comment,omitempty"`
 }
 
 func describe(f *decode.File, path string) *fileInfo {
@@ -108,7 +120,7 @@ func describe(f *decode.File, path string) *fileInfo {
 		ChunkSize:       f.ChunkSize(),
 		Alignment:       f.Alignment(),
 		Metadata:        f.Metadata(),
-		Tensors:         []tensorInfo{},
+		NumTensors:      f.NumTensors(),
 		Signatures:      []signatureInfo{},
 	}
 	if info.Metadata == nil {
@@ -125,15 +137,11 @@ func describe(f *decode.File, path string) *fileInfo {
 		info.Provenance = pi
 	}
 	for t := range f.All() {
-		shape := t.Shape
-		if shape == nil {
-			shape = []int64{}
+		if t.Length > math.MaxInt64-info.TensorBytes {
+			info.TensorBytes, info.TensorBytesSaturated = math.MaxInt64, true
+			break
 		}
 		info.TensorBytes += t.Length
-		info.Tensors = append(info.Tensors, tensorInfo{
-			Name: t.Name, DType: t.DType.String(), Shape: shape, Bytes: t.Length, StoredBytes: t.StoredLength,
-			Compression: t.Compression.String(), Offset: t.Offset, Chunks: t.NumChunks(), Attributes: t.Attributes,
-		})
 	}
 	if _, entries := f.SignatureBlock(); entries != nil {
 		for _, s := range entries {
@@ -143,14 +151,60 @@ func describe(f *decode.File, path string) *fileInfo {
 			}
 			info.Signatures = append(info.Signatures, signatureInfo{
 				KeyID: sign.KeyID(s.KeyID).String(), Algorithm: alg,
-				Timestamp: time.Unix(s.Timestamp, 0).UTC(), Comment: s.Comment,
+				Timestamp: rfc3339(s.Timestamp), TimestampUnix: s.Timestamp, Comment: s.Comment,
 			})
 		}
 	}
 	return info
 }
 
-func printInfo(w io.Writer, info *fileInfo) {
+func tensorOf(t *decode.Tensor) tensorInfo {
+	shape := t.Shape
+	if shape == nil {
+		shape = []int64{}
+	}
+	return tensorInfo{
+		Name: t.Name, DType: t.DType.String(), Shape: shape, Bytes: t.Length, StoredBytes: t.StoredLength,
+		Compression: t.Compression.String(), Offset: t.Offset, Chunks: t.NumChunks(), Attributes: t.Attributes,
+	}
+}
+
+// writeInfoJSON writes info with the tensors of f streamed between its
+// fields, one tensor encoded at a time: no list of every tensor is built.
+func writeInfoJSON(w io.Writer, info *fileInfo, f *decode.File) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	head, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return err
+	}
+	// head is {...}: insert "tensors" before its closing brace.
+	bw.Write(head[:len(head)-2])
+	bw.WriteString(",\n  \"tensors\": [")
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("    ", "  ")
+	i := 0
+	for t := range f.All() {
+		buf.Reset()
+		if err := enc.Encode(tensorOf(t)); err != nil {
+			return err
+		}
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.WriteString("\n    ")
+		bw.Write(bytes.TrimRight(buf.Bytes(), "\n"))
+		i++
+	}
+	if i > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.WriteString("]\n}\n")
+	return bw.Flush()
+}
+
+func printInfo(w io.Writer, info *fileInfo, f *decode.File) {
 	fmt.Fprintf(w, "file:        %s (%s)\n", info.Path, humanBytes(info.Size))
 	fmt.Fprintf(w, "format:      safeweights %s\n", info.Version)
 	fmt.Fprintf(w, "producer:    %s\n", clean(info.Producer))
@@ -173,8 +227,13 @@ func printInfo(w io.Writer, info *fileInfo) {
 			fmt.Fprintf(w, "  %s: %s\n", clean(k), clean(abbreviate(info.Metadata[k], 72)))
 		}
 	}
-	fmt.Fprintf(w, "tensors:     %d, %s\n", len(info.Tensors), humanBytes(info.TensorBytes))
-	for _, t := range info.Tensors {
+	total := humanBytes(info.TensorBytes)
+	if info.TensorBytesSaturated {
+		total = "over " + total + " (declared sizes overflow)"
+	}
+	fmt.Fprintf(w, "tensors:     %d, %s\n", info.NumTensors, total)
+	for tt := range f.All() {
+		t := tensorOf(tt)
 		extra := ""
 		if t.Compression != "none" && t.Compression != "" {
 			extra = fmt.Sprintf("  %s, %s stored", t.Compression, humanBytes(t.StoredBytes))
@@ -187,7 +246,11 @@ func printInfo(w io.Writer, info *fileInfo) {
 	}
 	fmt.Fprintf(w, "signatures:  %d (not checked; run 'safeweights verify --trusted KEYS FILE')\n", len(info.Signatures))
 	for _, s := range info.Signatures {
-		fmt.Fprintf(w, "  %s key %s  %s", s.Algorithm, s.KeyID[:16], s.Timestamp.Format(time.RFC3339))
+		ts := s.Timestamp
+		if ts == "" {
+			ts = fmt.Sprintf("@%d (outside years 0-9999)", s.TimestampUnix)
+		}
+		fmt.Fprintf(w, "  %s key %s  %s", s.Algorithm, s.KeyID[:16], ts)
 		if s.Comment != "" {
 			fmt.Fprintf(w, "  %q", abbreviate(s.Comment, 60))
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -34,21 +35,46 @@ func init() {
 		if done {
 			return err
 		}
-		v := "(devel)"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
 		fmt.Fprintf(e.stdout, "safeweights %s\nformat %s, producer %q, converters %s\n%s %s/%s\n",
-			v, formatVersion, encode.DefaultProducer, convert.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			buildVersion(), formatVersion, encode.DefaultProducer, convert.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
 	}
 	register(c)
+}
+
+// buildVersion is the module version, with the VCS revision and a dirty
+// flag when the build recorded them; "devel" when nothing is known.
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = ", dirty"
+			}
+		}
+	}
+	if rev != "" {
+		v += " (" + rev + dirty + ")"
+	}
+	return v
 }
 
 func init() {
 	var (
 		device                              int
 		verify, check                       bool
+		dryRun                              bool
 		jsonOut                             bool
 		trusted, paths                      string
 		repeat                              int
@@ -56,7 +82,7 @@ func init() {
 	)
 	c := &command{
 		name:    "load",
-		args:    "FILE [--device N] [--verify] [--check] [--path P] [--repeat R] [--window S,...] [--depth N,...] [--streams N,...] [--workers N,...] [--trusted KEYS] [--json]",
+		args:    "FILE [--device N] [--verify] [--check] [--path P] [--repeat R] [--window S,...] [--depth N,...] [--streams N,...] [--workers N,...] [--trusted KEYS] [--dry-run] [--json]",
 		summary: "load a .swt file into GPU memory and report the throughput",
 		help: `Load copies every tensor of FILE to a CUDA device, the way a program using
 the gpu package would, and prints how long it took and the throughput.
@@ -80,6 +106,7 @@ the run and where the time went (registering, reading, hashing, copying).`,
 			fs.StringVar(&trusted, "trusted", "", "require a signature by one of these trusted public keys (`file or dir`)")
 			fs.StringVar(&paths, "path", "auto", "how bytes reach the device: auto, mapped, direct or buffered")
 			fs.BoolVar(&jsonOut, "json", false, "print the load statistics as JSON, one line per run")
+			fs.BoolVar(&dryRun, "dry-run", false, "open and check FILE (header, --trusted policy) without a GPU, and say what would be loaded")
 			fs.IntVar(&repeat, "repeat", 1, "load the file this many `times` in one process (for measurements)")
 			fs.StringVar(&windows, "window", "", "window `sizes` to sweep, such as 8MiB,32MiB (default 32MiB)")
 			fs.StringVar(&depths, "depth", "", "windows in flight to sweep, such as 4,8 (default 8)")
@@ -121,6 +148,14 @@ the run and where the time went (registering, reading, hashing, copying).`,
 			return err
 		}
 		defer f.Close()
+		if dryRun {
+			var total int64
+			for t := range f.All() {
+				total = satAdd(total, t.Length)
+			}
+			fmt.Fprintf(e.stdout, "would load %s: %d tensors, %s (dry run: no device used)\n", clean(pos[0]), f.NumTensors(), humanBytes(total))
+			return nil
+		}
 		base := []gpu.Option{gpu.WithDevice(device), gpu.WithPath(p)}
 		if verify {
 			base = append(base, gpu.WithVerify())
@@ -313,4 +348,12 @@ func parseByteSize(v string) (int64, error) {
 		return 0, fmt.Errorf("not a size such as 8MiB")
 	}
 	return n * mult, nil
+}
+
+// satAdd adds two non-negative sizes, saturating at the largest int64.
+func satAdd(a, b int64) int64 {
+	if b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
 }

@@ -11,14 +11,16 @@ import (
 	"io"
 	"os"
 
+	"github.com/safeweights/safeweights/internal/safeopen"
 	"github.com/safeweights/safeweights/sign"
+	"golang.org/x/term"
 )
 
 // maxPassphraseFile bounds a passphrase file.
 const maxPassphraseFile = 64 << 10
 
 func readPassphrase(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, _, err := safeopen.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +66,7 @@ func init() {
 	var workFactor int
 	c := &command{
 		name:    "keygen",
-		args:    "-o KEY [--passphrase-file FILE]",
+		args:    "-o KEY [--passphrase-file FILE] [--work-factor N]",
 		summary: "generate an Ed25519 signing key (KEY) and its public key (KEY.pub)",
 		help: `Keygen writes a new Ed25519 private key to KEY (mode 0600) and its public key
 to KEY.pub, both PEM: the private key as PKCS #8 (as 'openssl genpkey
@@ -129,7 +131,7 @@ func init() {
 	var detached bool
 	c := &command{
 		name:    "sign",
-		args:    "FILE --key KEY [--comment TEXT] [--detached]",
+		args:    "FILE --key KEY [--comment TEXT] [--detached] [--passphrase-file FILE]",
 		summary: "sign a .swt file with an Ed25519 key",
 		help: `Sign checks every digest of FILE, then adds a signature by KEY to the
 file's signature block (replacing an earlier signature by the same key),
@@ -188,7 +190,7 @@ KEY is a PEM private key from 'safeweights keygen' or 'openssl genpkey
 }
 
 func loadPrivateKey(path, passFile string) (ed25519.PrivateKey, error) {
-	f, err := os.Open(path)
+	f, _, err := safeopen.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -203,6 +205,9 @@ func loadPrivateKey(path, passFile string) (ed25519.PrivateKey, error) {
 	askedNoFile := false
 	priv, err := sign.ParsePrivateKey(data, func() ([]byte, error) {
 		if passFile == "" {
+			if pass, ok, err := promptPassphrase(path); ok {
+				return pass, err
+			}
 			askedNoFile = true
 			return nil, errors.New("the key is encrypted")
 		}
@@ -210,9 +215,28 @@ func loadPrivateKey(path, passFile string) (ed25519.PrivateKey, error) {
 	})
 	if err != nil {
 		if askedNoFile {
-			return nil, usageErrorf("%s is encrypted", clean(path)).withHint("give its passphrase with --passphrase-file FILE")
+			return nil, usageErrorf("%s is encrypted", clean(path)).withHint("give its passphrase with --passphrase-file FILE, or run on a terminal to be asked")
 		}
 		return nil, fmt.Errorf("%s: %w", clean(path), err)
 	}
 	return priv, nil
+}
+
+// promptPassphrase asks for the passphrase of the key at path when standard
+// input and standard error are terminals (ok false otherwise), without echo.
+func promptPassphrase(path string) (pass []byte, ok bool, err error) {
+	in, out := int(os.Stdin.Fd()), int(os.Stderr.Fd())
+	if !term.IsTerminal(in) || !term.IsTerminal(out) {
+		return nil, false, nil
+	}
+	fmt.Fprintf(os.Stderr, "passphrase for %s: ", clean(path))
+	pass, err = term.ReadPassword(in)
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return nil, true, err
+	}
+	if len(pass) == 0 {
+		return nil, true, usageErrorf("empty passphrase")
+	}
+	return pass, true, nil
 }

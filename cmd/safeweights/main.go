@@ -83,7 +83,7 @@ func run(e *env, args []string) int {
 	switch name {
 	case "-h", "-help", "--help":
 		name = "help"
-	case "-version", "--version":
+	case "-v", "-version", "--version":
 		name = "version"
 	}
 	c := lookup(name)
@@ -93,7 +93,7 @@ func run(e *env, args []string) int {
 	return report(e, c.run(e, args[1:]))
 }
 
-var order = []string{"demo", "convert", "inspect", "verify", "diff", "extract", "keygen", "sign", "load", "version", "help"}
+var order = []string{"demo", "convert", "inspect", "verify", "diff", "extract", "keygen", "sign", "load", "completion", "version", "help"}
 
 func sortCommands() {
 	rank := map[string]int{}
@@ -163,6 +163,9 @@ func classify(err error) (int, []string) {
 	switch {
 	case errors.Is(err, format.ErrIO):
 		code = exitError
+	case errors.Is(err, format.ErrNotRegular):
+		code = exitError
+		hint("safeweights reads regular files only, never a FIFO, a device or a directory")
 	case errors.Is(err, format.ErrNotFound):
 		code = exitUsage
 		hint("run 'safeweights inspect FILE' to list the tensor names")
@@ -294,6 +297,9 @@ func printCommandHelp(w io.Writer, c *command) {
 		}
 		name, usage := flag.UnquoteUsage(f)
 		arg := "--" + f.Name
+		if len(f.Name) == 1 {
+			arg = "-" + f.Name // -o, as the usage lines and docs/CLI.md write it
+		}
 		if name != "" {
 			arg += " " + name
 		}

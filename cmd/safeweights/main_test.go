@@ -88,3 +88,18 @@ func cmdAppend(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	ts.Check(f.Close())
 }
+
+// writeSmall writes a small valid unsigned .swt file.
+func writeSmall(t testing.TB, path string) {
+	t.Helper()
+	w, err := encode.Create(path, encode.WithAlignment(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add("w", format.F32, []int64{2}, make([]byte, 8)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -47,6 +47,10 @@ func openSWT(e *env, path string, header bool, opts ...decode.Option) (*decode.F
 	return decode.Open(path, opts...)
 }
 
+// testHookRead, set by tests, runs after extract has read a tensor's bytes
+// and before it writes them (to truncate the file under the command).
+var testHookRead func()
+
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -76,6 +80,20 @@ func (e *env) newBar(label string, total int64) *bar {
 	b := p.AddBar(total,
 		mpb.PrependDecorators(decor.Name(label, decor.WCSyncSpaceR), decor.CountersKibiByte("% .1f / % .1f")),
 		mpb.AppendDecorators(decor.AverageSpeed(decor.SizeB1024(0), "% .1f"), decor.Percentage(decor.WCSyncSpace)),
+		mpb.BarRemoveOnComplete(),
+	)
+	return &bar{p: p, b: b}
+}
+
+// newCountBar is newBar counting items (tensors), not bytes.
+func (e *env) newCountBar(label string, total int64) *bar {
+	if !e.tty {
+		return nil
+	}
+	p := mpb.New(mpb.WithOutput(e.stderr), mpb.WithWidth(40), mpb.WithRefreshRate(100*time.Millisecond))
+	b := p.AddBar(total,
+		mpb.PrependDecorators(decor.Name(label, decor.WCSyncSpaceR), decor.CountersNoUnit("%d / %d")),
+		mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace)),
 		mpb.BarRemoveOnComplete(),
 	)
 	return &bar{p: p, b: b}

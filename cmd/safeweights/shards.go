@@ -7,6 +7,8 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
+	"github.com/safeweights/safeweights/internal/safeopen"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -30,11 +32,7 @@ func isShardIndex(path string) bool {
 	if path == "-" {
 		return false
 	}
-	// Stat first: opening a FIFO for reading would block.
-	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
-		return false
-	}
-	fh, err := os.Open(path)
+	fh, _, err := safeopen.Open(path) // a FIFO is refused, never waited on
 	if err != nil {
 		return false
 	}
@@ -88,7 +86,7 @@ func inspectIndex(e *env, path string, jsonOut bool) error {
 		info.Shards = append(info.Shards, indexShard{Ref: s.Ref, DigestAlgorithm: s.DigestAlgorithm.String(), HeaderDigest: hex.EncodeToString(s.HeaderDigest[:]), Tensors: s.Tensors})
 	}
 	for _, s := range ix.Signatures {
-		info.Signatures = append(info.Signatures, signatureInfo{KeyID: s.KeyID.String(), Algorithm: s.Algorithm, Timestamp: time.Unix(s.Timestamp, 0).UTC(), Comment: s.Comment})
+		info.Signatures = append(info.Signatures, signatureInfo{KeyID: s.KeyID.String(), Algorithm: s.Algorithm, Timestamp: rfc3339(s.Timestamp), TimestampUnix: s.Timestamp, Comment: s.Comment})
 	}
 	if jsonOut {
 		return writeJSON(e.stdout, info)
@@ -102,7 +100,7 @@ func inspectIndex(e *env, path string, jsonOut bool) error {
 	}
 	fmt.Fprintf(w, "signatures:  %d (not checked; use 'safeweights verify --trusted')\n", len(info.Signatures))
 	for _, s := range info.Signatures {
-		fmt.Fprintf(w, "  %s %s %s %q\n", s.KeyID[:16], s.Algorithm, s.Timestamp.Format(time.RFC3339), clean(s.Comment))
+		fmt.Fprintf(w, "  %s %s %s %q\n", s.KeyID[:16], s.Algorithm, s.Timestamp, clean(s.Comment))
 	}
 	return nil
 }
@@ -124,8 +122,9 @@ func verifyIndex(e *env, path, trusted string, jsonOut bool) error {
 	res := &verifyResult{Path: path, OK: true, Tensors: len(m.Names()), Signatures: len(m.Index().Signatures), DataVerified: true}
 	if v := m.Verified(); v != nil {
 		res.HeaderVerified = true
+		res.Authenticated = trusted != ""
 		for _, s := range v.Signers {
-			res.Signers = append(res.Signers, signerInfo{KeyID: s.KeyID.String(), Trusted: true, Comment: s.Comment, Timestamp: time.Unix(s.Timestamp, 0).UTC().Format("2006-01-02T15:04:05Z")})
+			res.Signers = append(res.Signers, signerInfo{KeyID: s.KeyID.String(), Trusted: true, Comment: s.Comment, Timestamp: rfc3339(s.Timestamp), TimestampUnix: s.Timestamp})
 		}
 	}
 	if jsonOut {
@@ -134,9 +133,10 @@ func verifyIndex(e *env, path, trusted string, jsonOut bool) error {
 	fmt.Fprintf(e.stdout, "ok: %s: model %s, %d shards, %d tensors, every shard matches the index and every digest verified\n",
 		clean(path), clean(m.ModelID()), m.NumShards(), res.Tensors)
 	if trusted == "" {
-		fmt.Fprintf(e.stdout, "signatures: %d present, not checked (use --trusted)\n", res.Signatures)
+		fmt.Fprintf(e.stdout, "not authenticated (--integrity-only): %d index signatures present, not checked\n", res.Signatures)
 		return nil
 	}
+	fmt.Fprintln(e.stdout, "authenticated: the index is signed by a trusted key")
 	for _, s := range res.Signers {
 		fmt.Fprintf(e.stdout, "index signed by %s: trusted, verified", s.KeyID[:16])
 		if s.Comment != "" {
@@ -210,11 +210,15 @@ const maxSourceIndex = 64 << 20
 // isSafetensorsIndex reports whether path is a sharded safetensors
 // checkpoint's index (model.safetensors.index.json), by its content.
 func isSafetensorsIndex(path string) bool {
-	st, err := os.Stat(path)
-	if err != nil || !st.Mode().IsRegular() || st.Size() > maxSourceIndex || st.Size() < 2 {
+	fh, st, err := safeopen.Open(path)
+	if err != nil {
 		return false
 	}
-	b, err := os.ReadFile(path)
+	defer fh.Close()
+	if st.Size() > maxSourceIndex || st.Size() < 2 {
+		return false
+	}
+	b, err := io.ReadAll(io.LimitReader(fh, maxSourceIndex+1))
 	if err != nil || len(b) > maxSourceIndex {
 		return false
 	}

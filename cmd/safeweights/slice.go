@@ -11,7 +11,10 @@ import (
 // extractOptions are the decode options of extract: digests checked
 // lazily, and with --trusted a trusted signature required first.
 func extractOptions(trusted string) ([]decode.Option, error) {
-	opts := []decode.Option{decode.WithVerify(decode.VerifyLazy)}
+	// Unmapped: every byte is read with pread into a buffer of ours, so a
+	// file truncated while it is read gives an error, never SIGBUS in the
+	// npy writer, which copies outside decode's fault guard.
+	opts := []decode.Option{decode.WithVerify(decode.VerifyLazy), decode.WithoutMmap()}
 	if trusted == "" {
 		return opts, nil
 	}

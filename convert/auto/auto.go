@@ -5,8 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/safeweights/safeweights/internal/safeopen"
 	"io"
-	"os"
 
 	"github.com/safeweights/safeweights/format"
 )
@@ -75,18 +75,11 @@ func DetectPrefix(prefix []byte, size int64) (Format, error) {
 
 // DetectFile reads the start of the file at path and returns its format.
 func DetectFile(path string) (Format, error) {
-	f, err := os.Open(path)
+	f, st, err := safeopen.Open(path)
 	if err != nil {
 		return Unknown, fmt.Errorf("auto: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return Unknown, fmt.Errorf("auto: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return Unknown, fmt.Errorf("auto: %s is not a regular file", path)
-	}
 	buf := make([]byte, min(st.Size(), PrefixSize))
 	if _, err := io.ReadFull(f, buf); err != nil {
 		return Unknown, fmt.Errorf("auto: %w", err)
