@@ -134,7 +134,7 @@ func demo(e *env, dir string) error {
 	printInfo(w, describe(fi, swt), fi)
 	fi.Close()
 
-	step(6, "load under a policy that requires the signature; tensors are zero-copy views")
+	step(6, "load under a policy that requires the signature; each tensor is read once and hashed where it lands")
 	f, err = decode.Open(swt, decode.WithPolicy(sign.Require(kr)), decode.WithVerify(decode.VerifyLazy))
 	if err != nil {
 		return err
