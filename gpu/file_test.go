@@ -145,3 +145,102 @@ func TestSummaryJSON(t *testing.T) {
 		t.Fatalf("summary %s", b)
 	}
 }
+
+// A file opened under a verify mode or a policy is verified without
+// WithVerify; one that asks for checked reads never copies from its
+// mapping, whatever path is asked for.
+func TestLoadHonoursFileVerification(t *testing.T) {
+	path := writeFile(t)
+	f, err := decode.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt, err := f.Tensor("w3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := tt.Offset + 3*1024 + 1
+	f.Close()
+
+	for _, p := range []Path{Auto, Mapped, Direct, Buffered} {
+		f, err := decode.Open(path, decode.WithCheckedReads())
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev := newFakeDev()
+		m, err := Load(context.Background(), f, withFake(dev), WithPath(p), WithWindowSize(64<<10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Stats.Path == Mapped || !m.Stats.Verified {
+			t.Errorf("%v with checked reads: path %v, verified %v", p, m.Stats.Path, m.Stats.Verified)
+		}
+		if p == Mapped && m.Stats.Note == "" {
+			t.Errorf("mapped refused without a note")
+		}
+		if err := m.Check(context.Background(), f); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		f.Close()
+		dev.assertClean(t, 0)
+	}
+
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[off] ^= 1
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []decode.VerifyMode{decode.VerifyLazy} {
+		for _, p := range []Path{Mapped, Direct, Buffered} {
+			f, err := decode.Open(path, decode.WithVerify(mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dev := newFakeDev()
+			_, err = Load(context.Background(), f, withFake(dev), WithPath(p))
+			var de *DigestError
+			if !errors.As(err, &de) || de.Tensor != "w3" {
+				t.Errorf("%v under %v without WithVerify: %v, want a digest error in w3", p, mode, err)
+			}
+			f.Close()
+			dev.assertClean(t, 0)
+		}
+	}
+}
+
+// Nonzero padding between tensors fails a verified load before any copy.
+func TestLoadChecksPadding(t *testing.T) {
+	path := writeFile(t)
+	f, err := decode.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w0, _ := f.Tensor("w0")
+	gap := w0.Offset + w0.StoredLength // w0 is 4 bytes, aligned to 4096: padding follows
+	f.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[gap+10] = 0x5A
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []Path{Mapped, Buffered} {
+		f, err := decode.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev := newFakeDev()
+		_, err = Load(context.Background(), f, withFake(dev), WithPath(p), WithVerify())
+		if !errors.Is(err, format.ErrPadding) {
+			t.Errorf("%v: %v, want a padding error", p, err)
+		}
+		f.Close()
+		dev.assertClean(t, 0)
+	}
+}

@@ -165,6 +165,15 @@ func (s Stats) GBps() float64 {
 // (see Path). Nothing is returned until every copy has completed, and, with
 // WithVerify, until every chunk digest has matched; on any failure the
 // device memory is freed.
+//
+// A file opened under a verify mode or a signature policy is always
+// verified, as if WithVerify were given, and each tensor's padding is
+// checked before its first byte is copied. A file that asks for checked
+// reads (sign.Require, decode.WithCheckedReads) never takes the Mapped
+// path: a registered window of the mapping is copied by DMA after it was
+// hashed, and another writer of the file could change it in between, so
+// such a load reads into pinned buffers and hashes the bytes there, the
+// very bytes that are copied (spec/SPEC.md section 5.1).
 func Load(ctx context.Context, f *decode.File, opts ...Option) (*Model, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -173,6 +182,9 @@ func Load(ctx context.Context, f *decode.File, opts ...Option) (*Model, error) {
 	v, err := viewOf(f)
 	if err != nil {
 		return nil, err
+	}
+	if v.verify {
+		cfg.verify = true
 	}
 	return load(ctx, v, cfg)
 }
@@ -194,6 +206,13 @@ func load(ctx context.Context, v *fileView, cfg *config) (_ *Model, err error) {
 		if cfg.verify {
 			if want := (t.stored + v.chunkSize - 1) / v.chunkSize; int64(t.numChunks) != want {
 				return nil, fmt.Errorf("gpu: tensor %q: %d chunk digests for %d chunks: %w", t.name, t.numChunks, want, format.ErrChunking)
+			}
+			// The windows carry tensor bytes only; the padding between
+			// tensors is checked here, before anything is copied (R25).
+			if t.checkPadding != nil {
+				if err := t.checkPadding(); err != nil {
+					return nil, fmt.Errorf("gpu: tensor %q: %w", t.name, err)
+				}
 			}
 		}
 	}
@@ -378,6 +397,8 @@ func prepareWindows(dev device, v *fileView, p *plan, m *Model, cfg *config, tm 
 		switch {
 		case v.mapping == nil || m.Stats.Resident < 0:
 			path = Buffered
+		case m.Stats.Resident >= cfg.residentMin && v.checked:
+			path = Buffered // warm, but a mapping cannot be a checked copy
 		case m.Stats.Resident >= cfg.residentMin:
 			path = Mapped
 		default:
@@ -386,6 +407,9 @@ func prepareWindows(dev device, v *fileView, p *plan, m *Model, cfg *config, tm 
 	}
 	if path == Mapped && v.mapping == nil {
 		path, m.Stats.Note = Buffered, "file is not mapped"
+	}
+	if path == Mapped && v.checked {
+		path, m.Stats.Note = Buffered, "checked reads: a mapping can change after its check"
 	}
 	if path == Mapped {
 		// Registering read-only needs driver and kernel support: probe it

@@ -24,6 +24,15 @@ type fileView struct {
 	readerAt io.ReaderAt // reads the file; always set
 	path     string      // the file's path, or "" when it has none
 	size     int64
+	// checked is set when the file asks for checked reads (a signature
+	// policy, decode.WithCheckedReads): no window of the mapping is
+	// copied to the device, only staged copies hashed where they landed.
+	checked bool
+	// verify is set when the file was opened under a verify mode or a
+	// policy: the loader then checks every digest, WithVerify or not. A
+	// mapped file that decode verified whole at open (VerifyEager, views
+	// allowed) is not hashed again.
+	verify bool
 }
 
 type viewTensor struct {
@@ -41,6 +50,9 @@ type viewTensor struct {
 	// straight from the file (decode.Tensor.VerifyRange), guarding against
 	// a file truncated under its mapping; nil in fakes.
 	verifyRange func(off, n int64) error
+	// checkPadding checks the zero padding around the stored bytes (R25);
+	// nil in fakes.
+	checkPadding func() error
 }
 
 func viewOf(f *decode.File) (*fileView, error) {
@@ -55,23 +67,33 @@ func viewOf(f *decode.File) (*fileView, error) {
 		readerAt:  f.ReaderAt(),
 		path:      f.Path(),
 		size:      f.Size(),
+		checked:   f.CheckedReads(),
+	}
+	switch mode := f.VerifyMode(); {
+	case f.CheckedReads():
+		v.verify = true
+	case mode == decode.VerifyEager && f.Mapping() != nil:
+		// Checked at open, and views are allowed.
+	default:
+		v.verify = mode != decode.VerifyNone
 	}
 	n := f.NumTensors()
 	v.tensors = make([]viewTensor, 0, n)
 	for i := range n {
 		t := f.TensorAt(i)
 		v.tensors = append(v.tensors, viewTensor{
-			name:        t.Name,
-			dtype:       t.DType,
-			shape:       t.Shape,
-			compression: t.Compression,
-			offset:      t.Offset,
-			stored:      t.StoredLength,
-			length:      t.Length,
-			numChunks:   t.NumChunks(),
-			chunkDigest: t.ChunkDigest,
-			readInto:    t.ReadInto,
-			verifyRange: t.VerifyRange,
+			name:         t.Name,
+			dtype:        t.DType,
+			shape:        t.Shape,
+			compression:  t.Compression,
+			offset:       t.Offset,
+			stored:       t.StoredLength,
+			length:       t.Length,
+			numChunks:    t.NumChunks(),
+			chunkDigest:  t.ChunkDigest,
+			readInto:     t.ReadInto,
+			verifyRange:  t.VerifyRange,
+			checkPadding: t.CheckPadding,
 		})
 	}
 	return v, nil
