@@ -1,8 +1,11 @@
 package decode
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"runtime"
 
 	"github.com/safeweights/safeweights/format"
 	"github.com/safeweights/safeweights/internal/zframe"
@@ -168,6 +171,61 @@ func (t *Tensor) ReadInto(dst []byte) error {
 		return t.readStored(dst)
 	}
 	return t.decompress(dst)
+}
+
+// CopyTo writes t's canonical bytes to w and checks them on the way,
+// whatever the file's verify mode: it is the copy path of exporters. A raw
+// tensor is streamed a chunk at a time: each chunk is read once into a
+// buffer of one chunk, hashed there and written only if its digest matched,
+// so memory stays at one chunk and no byte reaches w unchecked. The
+// tensor's padding is checked first. A compressed tensor is decoded, as by
+// Bytes, from a checked copy of its stored bytes.
+func (t *Tensor) CopyTo(w io.Writer) (int64, error) {
+	if t.f.closed.Load() {
+		return 0, errClosed
+	}
+	if err := t.CheckPadding(); err != nil {
+		return 0, err
+	}
+	if t.Compression != format.None {
+		if err := t.checkDecodedSize(); err != nil {
+			return 0, err
+		}
+		src := make([]byte, t.StoredLength)
+		if err := t.f.readHashed(t, src, 1); err != nil {
+			return 0, err
+		}
+		if err := t.checkFrame(src); err != nil {
+			return 0, err
+		}
+		dst := make([]byte, t.Length)
+		if err := t.decodeFrame(dst, src); err != nil {
+			return 0, err
+		}
+		n, err := w.Write(dst)
+		return int64(n), err
+	}
+	cs := t.f.ChunkSize()
+	buf := make([]byte, min(cs, t.StoredLength))
+	var written int64
+	for c := range t.NumChunks() {
+		lo := int64(c) * cs
+		p := buf[:min(cs, t.StoredLength-lo)]
+		if err := t.f.readCopy(p, t.Offset+lo); err != nil {
+			return written, err
+		}
+		sum := t.f.pre.DigestAlgorithm.SumParallel(p, runtime.GOMAXPROCS(0))
+		if !bytes.Equal(sum[:], t.ChunkDigest(c)) {
+			return written, &format.FormatError{Kind: format.ErrDigest, Rule: "R26", Offset: t.Offset + lo,
+				Field: fmt.Sprintf("tensor %q chunk %d", t.Name, c), Reason: "stored bytes do not match the header"}
+		}
+		n, err := w.Write(p)
+		written += int64(n)
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
 }
 
 // CheckPadding checks that the padding on both sides of t's stored bytes is

@@ -127,6 +127,11 @@ var readPaths = map[string]func(tn *decode.Tensor) ([]byte, error){
 		return out, nil
 	},
 	"ReadSlice": func(tn *decode.Tensor) ([]byte, error) { return tn.ReadSlice(decode.FullSlice(tn.Shape)) },
+	"CopyTo": func(tn *decode.Tensor) ([]byte, error) {
+		var buf bytes.Buffer
+		_, err := tn.CopyTo(&buf)
+		return buf.Bytes(), err
+	},
 	"ReadSliceWith": func(tn *decode.Tensor) ([]byte, error) {
 		b := make([]byte, tn.Length)
 		return b, tn.ReadSliceWith(decode.FullSlice(tn.Shape), b, decode.SliceOptions{Reads: 4})

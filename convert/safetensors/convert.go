@@ -7,7 +7,6 @@ import (
 	"github.com/safeweights/safeweights/convert"
 	"github.com/safeweights/safeweights/decode"
 	"github.com/safeweights/safeweights/encode"
-	"github.com/safeweights/safeweights/format"
 	"github.com/safeweights/safeweights/internal/atomicfile"
 )
 
@@ -37,7 +36,7 @@ func Export(f *decode.File, dst string) error {
 	for t := range f.All() {
 		items = append(items, item{
 			name: t.Name, dtype: t.DType, shape: t.Shape, size: t.Length,
-			write: func(w io.Writer) error { return copyTensor(w, f, t) },
+			write: func(w io.Writer) error { return copyTensor(w, t) },
 		})
 	}
 	return writeAtomic(dst, func(w io.Writer) error {
@@ -55,22 +54,11 @@ func ExportFile(src, dst string, opts ...decode.Option) error {
 	return Export(f, dst)
 }
 
-// copyTensor writes t's canonical bytes after checking its digests.
-func copyTensor(w io.Writer, f *decode.File, t *decode.Tensor) error {
-	if err := t.VerifyRange(0, t.StoredLength); err != nil {
-		return err
-	}
-	if f.Mapping() == nil && t.Compression == format.None {
-		// A raw tensor of an unmapped file: stream it rather than holding
-		// the whole tensor in memory.
-		_, err := io.Copy(w, io.NewSectionReader(f.ReaderAt(), t.Offset, t.StoredLength))
-		return err
-	}
-	b, err := t.Bytes()
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(b)
+// copyTensor writes t's canonical bytes, each chunk hashed in the buffer
+// it is written from (decode.Tensor.CopyTo): a file changed after a check
+// cannot slip other bytes into the export.
+func copyTensor(w io.Writer, t *decode.Tensor) error {
+	_, err := t.CopyTo(w)
 	return err
 }
 
