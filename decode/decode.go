@@ -355,6 +355,12 @@ func (f *File) TensorAt(i int) *Tensor {
 	return t
 }
 
+// NameAt returns the name of tensor i (in file order) without copying it:
+// the bytes alias the header, valid until Close, and must not be modified.
+// It lets a caller that walks a million tensors sort or compare them by
+// name without a string for each.
+func (f *File) NameAt(i int) []byte { return f.hdr.TensorName(i) }
+
 // Tensor returns the tensor named name, found by binary search. A name
 // that no tensor has is looked up among the aliases a converter recorded
 // for tied weights (the tensor attribute "aliases", spec/CONVERSION.md N8):

@@ -1,8 +1,13 @@
 package safetensors
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
+	"slices"
 
 	"github.com/safeweights/safeweights/convert"
 	"github.com/safeweights/safeweights/decode"
@@ -31,16 +36,82 @@ func Convert(src, dst string, opts Options, encOpts ...encode.Option) (*convert.
 // fails the export with ErrExport. The file is written to a temporary file
 // in dst's directory, synced and renamed, so nothing is left at dst on
 // failure.
+//
+// Memory stays within a small multiple of f's header, whatever it holds: a
+// tensor is described by its index until it is written, names are compared
+// in the header itself, and the JSON header is written as it is produced,
+// after a first pass that measures it.
 func Export(f *decode.File, dst string) error {
-	items := make([]item, 0, f.NumTensors())
-	for t := range f.All() {
-		items = append(items, item{
-			name: t.Name, dtype: t.DType, shape: t.Shape, size: t.Length,
-			write: func(w io.Writer) error { return copyTensor(w, t) },
-		})
+	n := f.NumTensors()
+	order := make([]int32, n)
+	rank := make([]int8, n)
+	for i := range n {
+		t := f.TensorAt(i)
+		if err := checkEntry(t.Name, t.DType, t.Shape, t.Length); err != nil {
+			return err
+		}
+		order[i], rank[i] = int32(i), int8(alignRank[t.DType])
 	}
+	// Names are unique in a valid file (R22), so no duplicate check.
+	slices.SortFunc(order, func(a, b int32) int {
+		if c := int(rank[b]) - int(rank[a]); c != 0 {
+			return c
+		}
+		return bytes.Compare(f.NameAt(int(a)), f.NameAt(int(b)))
+	})
+	rank = nil
+	meta := f.Metadata()
+	if err := checkMetadata(meta); err != nil {
+		return err
+	}
+	entries := func(emit func([]byte) error) error {
+		var scratch []byte
+		var off int64
+		scratch = appendMetadata(scratch[:0], meta, n > 0)
+		if err := emit(scratch); err != nil {
+			return err
+		}
+		for k, i := range order {
+			t := f.TensorAt(int(i))
+			scratch = scratch[:0]
+			if k > 0 {
+				scratch = append(scratch, ',')
+			}
+			if off > math.MaxInt64-t.Length {
+				return errorf(ErrExport, -1, t.Name, "file larger than 2^63 bytes")
+			}
+			scratch = appendEntry(scratch, t.Name, t.DType, t.Shape, off, off+t.Length)
+			off += t.Length
+			if err := emit(scratch); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var jsonLen int64 = 2 // the braces
+	if err := entries(func(b []byte) error { jsonLen += int64(len(b)); return nil }); err != nil {
+		return err
+	}
+	pad := (8 - jsonLen%8) % 8
 	return writeAtomic(dst, func(w io.Writer) error {
-		return write(w, items, f.Metadata())
+		bw := bufio.NewWriterSize(w, 1<<20)
+		var lenBuf [8]byte
+		binary.LittleEndian.PutUint64(lenBuf[:], uint64(jsonLen+pad))
+		bw.Write(lenBuf[:])
+		bw.WriteByte('{')
+		if err := entries(func(b []byte) error { _, err := bw.Write(b); return err }); err != nil {
+			return err
+		}
+		bw.WriteByte('}')
+		for range pad {
+			bw.WriteByte(' ')
+		}
+		for _, i := range order {
+			if _, err := f.TensorAt(int(i)).CopyTo(bw); err != nil {
+				return err
+			}
+		}
+		return bw.Flush()
 	})
 }
 
@@ -52,14 +123,6 @@ func ExportFile(src, dst string, opts ...decode.Option) error {
 	}
 	defer f.Close()
 	return Export(f, dst)
-}
-
-// copyTensor writes t's canonical bytes, each chunk hashed in the buffer
-// it is written from (decode.Tensor.CopyTo): a file changed after a check
-// cannot slip other bytes into the export.
-func copyTensor(w io.Writer, t *decode.Tensor) error {
-	_, err := t.CopyTo(w)
-	return err
 }
 
 // writeAtomic writes dst through a temporary file in the same directory,

@@ -76,7 +76,16 @@ func TestRoundTrip(t *testing.T) {
 		if err := Export(f, out); err != nil {
 			t.Fatal(err)
 		}
+		// Export streams its header; it must lay the file out byte for
+		// byte as Write does from the same tensors.
+		var want bytes.Buffer
+		if err := Write(&want, mid, f.Metadata()); err != nil {
+			t.Fatal(err)
+		}
 		f.Close()
+		if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("Export wrote %d bytes that differ from Write's %d (%v)", len(got), want.Len(), err)
+		}
 
 		m := readFile(t, out)
 		compareTensors(t, in, m.Tensors)

@@ -92,34 +92,16 @@ func (c *countWriter) Write(p []byte) (int, error) {
 func layout(items []item, metadata map[string]string) ([]byte, error) {
 	seen := make(map[string]struct{}, len(items))
 	for _, it := range items {
-		if _, ok := alignRank[it.dtype]; !ok {
-			return nil, errorf(ErrExport, -1, it.name, "safetensors has no dtype "+it.dtype.String())
-		}
-		switch {
-		case it.name == "" || it.name == "__metadata__" || strings.IndexByte(it.name, 0) >= 0 ||
-			!utf8.ValidString(it.name):
-			return nil, errorf(ErrExport, -1, it.name, "name not allowed in safetensors")
+		if err := checkEntry(it.name, it.dtype, it.shape, it.size); err != nil {
+			return nil, err
 		}
 		if _, dup := seen[it.name]; dup {
 			return nil, errorf(ErrExport, -1, it.name, "duplicate name")
 		}
 		seen[it.name] = struct{}{}
-		numel := uint64(1)
-		for _, d := range it.shape {
-			if d < 0 {
-				return nil, errorf(ErrExport, -1, it.name, "negative dimension")
-			}
-			hi, lo := bits.Mul64(numel, uint64(d))
-			if hi != 0 || lo > math.MaxInt64 {
-				return nil, errorf(ErrExport, -1, it.name, "element count overflows")
-			}
-			numel = lo
-		}
-		hi, n := bits.Mul64(numel, uint64(it.dtype.Size()))
-		if hi != 0 || n != uint64(it.size) {
-			return nil, errorf(ErrExport, -1, it.name, "byte length "+strconv.FormatInt(it.size, 10)+
-				" does not match shape and dtype")
-		}
+	}
+	if err := checkMetadata(metadata); err != nil {
+		return nil, err
 	}
 	slices.SortFunc(items, func(a, b item) int {
 		if c := alignRank[b.dtype] - alignRank[a.dtype]; c != 0 {
@@ -130,56 +112,17 @@ func layout(items []item, metadata map[string]string) ([]byte, error) {
 
 	buf := make([]byte, 8, 64+len(items)*96)
 	buf = append(buf, '{')
-	for k, v := range metadata {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return nil, errorf(ErrExport, -1, "", "metadata that is not utf-8")
-		}
-	}
-	if len(metadata) > 0 {
-		buf = appendString(buf, "__metadata__")
-		buf = append(buf, ':', '{')
-		keys := make([]string, 0, len(metadata))
-		for k := range metadata {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for i, k := range keys {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = appendString(buf, k)
-			buf = append(buf, ':')
-			buf = appendString(buf, metadata[k])
-		}
-		buf = append(buf, '}')
-		if len(items) > 0 {
-			buf = append(buf, ',')
-		}
-	}
+	buf = appendMetadata(buf, metadata, len(items) > 0)
 	var offset int64
 	for i, it := range items {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendString(buf, it.name)
-		buf = append(buf, `:{"dtype":`...)
-		buf = appendString(buf, it.dtype.String())
-		buf = append(buf, `,"shape":[`...)
-		for j, d := range it.shape {
-			if j > 0 {
-				buf = append(buf, ',')
-			}
-			buf = strconv.AppendInt(buf, d, 10)
-		}
-		buf = append(buf, `],"data_offsets":[`...)
-		buf = strconv.AppendInt(buf, offset, 10)
-		buf = append(buf, ',')
 		if offset > math.MaxInt64-it.size {
 			return nil, errorf(ErrExport, -1, it.name, "file larger than 2^63 bytes")
 		}
+		buf = appendEntry(buf, it.name, it.dtype, it.shape, offset, offset+it.size)
 		offset += it.size
-		buf = strconv.AppendInt(buf, offset, 10)
-		buf = append(buf, ']', '}')
 	}
 	buf = append(buf, '}')
 	for (len(buf)-8)%8 != 0 {
@@ -187,6 +130,90 @@ func layout(items []item, metadata map[string]string) ([]byte, error) {
 	}
 	binary.LittleEndian.PutUint64(buf[:8], uint64(len(buf)-8))
 	return buf, nil
+}
+
+// checkEntry refuses a tensor safetensors cannot hold or that the reader
+// would refuse: a dtype it lacks, a reserved or invalid name, a shape whose
+// element count overflows or does not match the byte length.
+func checkEntry(name string, dt format.DType, shape []int64, size int64) error {
+	if _, ok := alignRank[dt]; !ok {
+		return errorf(ErrExport, -1, name, "safetensors has no dtype "+dt.String())
+	}
+	if name == "" || name == "__metadata__" || strings.IndexByte(name, 0) >= 0 || !utf8.ValidString(name) {
+		return errorf(ErrExport, -1, name, "name not allowed in safetensors")
+	}
+	numel := uint64(1)
+	for _, d := range shape {
+		if d < 0 {
+			return errorf(ErrExport, -1, name, "negative dimension")
+		}
+		hi, lo := bits.Mul64(numel, uint64(d))
+		if hi != 0 || lo > math.MaxInt64 {
+			return errorf(ErrExport, -1, name, "element count overflows")
+		}
+		numel = lo
+	}
+	if hi, n := bits.Mul64(numel, uint64(dt.Size())); hi != 0 || n != uint64(size) {
+		return errorf(ErrExport, -1, name, "byte length "+strconv.FormatInt(size, 10)+
+			" does not match shape and dtype")
+	}
+	return nil
+}
+
+func checkMetadata(metadata map[string]string) error {
+	for k, v := range metadata {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return errorf(ErrExport, -1, "", "metadata that is not utf-8")
+		}
+	}
+	return nil
+}
+
+// appendMetadata appends the __metadata__ entry, its keys sorted, and a
+// comma when tensors follow; nothing when metadata is empty.
+func appendMetadata(buf []byte, metadata map[string]string, more bool) []byte {
+	if len(metadata) == 0 {
+		return buf
+	}
+	buf = appendString(buf, "__metadata__")
+	buf = append(buf, ':', '{')
+	keys := make([]string, 0, len(metadata))
+	for k := range metadata {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendString(buf, k)
+		buf = append(buf, ':')
+		buf = appendString(buf, metadata[k])
+	}
+	buf = append(buf, '}')
+	if more {
+		buf = append(buf, ',')
+	}
+	return buf
+}
+
+// appendEntry appends one tensor's entry: "name":{"dtype":...,"shape":[...],"data_offsets":[off,end]}.
+func appendEntry(buf []byte, name string, dt format.DType, shape []int64, off, end int64) []byte {
+	buf = appendString(buf, name)
+	buf = append(buf, `:{"dtype":`...)
+	buf = appendString(buf, dt.String())
+	buf = append(buf, `,"shape":[`...)
+	for j, d := range shape {
+		if j > 0 {
+			buf = append(buf, ',')
+		}
+		buf = strconv.AppendInt(buf, d, 10)
+	}
+	buf = append(buf, `],"data_offsets":[`...)
+	buf = strconv.AppendInt(buf, off, 10)
+	buf = append(buf, ',')
+	buf = strconv.AppendInt(buf, end, 10)
+	return append(buf, ']', '}')
 }
 
 // appendString appends s as a JSON string escaped as serde_json escapes it:
