@@ -223,6 +223,11 @@ func vectors(dir string) ([]vector, error) {
 	tamperedData := slices.Clone(signedA)
 	tamperedData[pre.DataOffset+64+1100] ^= 0x10 // decoder.weight, second chunk
 
+	// decoder.bias is 16 bytes at the start of the data region, aligned to
+	// 64: bytes 16 to 63 are padding, covered by no chunk digest.
+	paddedData := slices.Clone(signedA)
+	copy(paddedData[pre.DataOffset+16:], "#!/bin/sh\n")
+
 	identity, order2, identityNC, nonCanonical, err := weakKeys()
 	if err != nil {
 		return nil, err
@@ -339,6 +344,9 @@ func vectors(dir string) ([]vector, error) {
 		{name: "data-tampered", expect: format.ErrDigest, rule: "R26",
 			comment: "one bit of a data chunk flipped: the signature verifies, the chunk digest does not",
 			data:    tamperedData, trusted: []ed25519.PrivateKey{keyA}},
+		{name: "padding-nonzero-signed", expect: format.ErrPadding, rule: "R25",
+			comment: "a signed file with bytes hidden in the padding after its first tensor: the signature and every chunk digest verify, the padding does not",
+			data:    paddedData, trusted: []ed25519.PrivateKey{keyA}},
 		{name: "block-truncated", expect: format.ErrSignatureBlock, rule: "R28",
 			comment: "the last byte of the signature block is missing",
 			data:    signedA[:len(signedA)-1], trusted: []ed25519.PrivateKey{keyA}},
