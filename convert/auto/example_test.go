@@ -1,6 +1,7 @@
 package auto_test
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"log"
@@ -30,7 +31,7 @@ func ExampleConvert() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	rep, err := auto.Convert(src, filepath.Join(dir, "model.swt"), auto.Options{})
+	rep, err := auto.Convert(context.Background(), src, filepath.Join(dir, "model.swt"))
 	if err != nil {
 		log.Fatal(err)
 	}
