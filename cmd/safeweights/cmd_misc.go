@@ -170,9 +170,9 @@ the run and where the time went (registering, reading, hashing, copying).`,
 			// process, so that repeated measurements share the driver's
 			// start-up cost.
 			for run := range repeat {
-				sp := e.newSpinner("load")
-				m, err := gpu.Load(context.Background(), f, opts...)
-				sp.finish()
+				b := e.newBar("load", 0)
+				m, err := gpu.Load(context.Background(), f, append(opts, gpu.WithProgress(b.set))...)
+				b.finish()
 				if err != nil {
 					return err
 				}

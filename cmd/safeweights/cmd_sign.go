@@ -168,13 +168,15 @@ KEY is a PEM private key from 'safeweights keygen' or 'openssl genpkey
 		if isShardIndex(pos[0]) { // shards.go
 			return signIndex(e, pos[0], priv, comment)
 		}
-		sp := e.newSpinner("sign")
-		signOpts := []sign.SignOption{sign.WithComment(comment)}
+		// Every digest is checked before the signature is written: the bar
+		// counts the stored bytes checked.
+		b := e.newBar("sign", 0)
+		signOpts := []sign.SignOption{sign.WithComment(comment), sign.WithProgress(b.set)}
 		if detached {
 			signOpts = append(signOpts, sign.WithDetached())
 		}
 		err = sign.Sign(context.Background(), pos[0], priv, signOpts...)
-		sp.finish()
+		b.finish()
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -205,6 +206,8 @@ func classify(err error) (int, []string) {
 		hint("load needs an NVIDIA GPU and its driver (libcuda.so.1)")
 	case errors.Is(err, os.ErrNotExist):
 		code = exitError
+	case errors.Is(err, context.Canceled):
+		hint("interrupted: the output was removed, nothing is left half-written")
 	}
 	if ce != nil && ce.code != 0 && code == exitError {
 		code = ce.code
