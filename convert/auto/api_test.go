@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 
 	"github.com/safeweights/safeweights/convert"
@@ -50,12 +49,5 @@ func TestConvertRoutesLimits(t *testing.T) {
 	}
 	if got, err := Read(m); err != nil || got.Report.Converter != bson.Converter {
 		t.Fatalf("Read: %v", err)
-	}
-}
-
-func TestConverters(t *testing.T) {
-	want := []string{bson.Converter, jld2.Converter, safetensors.Converter}
-	if got := Converters(); !slices.Equal(got, want) {
-		t.Fatalf("Converters() = %v", got)
 	}
 }
