@@ -58,15 +58,18 @@ type Dropped struct {
 
 // Report is the conversion report, printed for people and written as JSON.
 type Report struct {
-	Source       string            `json:"source,omitempty"`
-	SourceFormat string            `json:"source_format"`
-	SourceSHA256 string            `json:"source_sha256,omitempty"`
-	Output       string            `json:"output,omitempty"`
-	Converter    string            `json:"converter"`
-	Versions     map[string]string `json:"versions,omitempty"` // e.g. "jld2": "0.1.1", "julia": "1.9.0"
-	Tensors      []ReportTensor    `json:"tensors"`
-	Dropped      []Dropped         `json:"dropped"`
-	Warnings     []string          `json:"warnings,omitempty"`
+	Source       string `json:"source,omitempty"`
+	SourceFormat string `json:"source_format"`
+	SourceSHA256 string `json:"source_sha256,omitempty"`
+	Output       string `json:"output,omitempty"`
+	// Converter names the reader and its version, as the provenance
+	// records it: its package's Converter, such as
+	// "safeweights/convert/bson 1.1" (ConverterName).
+	Converter string            `json:"converter"`
+	Versions  map[string]string `json:"versions,omitempty"` // e.g. "jld2": "0.1.1", "julia": "1.9.0"
+	Tensors   []ReportTensor    `json:"tensors"`
+	Dropped   []Dropped         `json:"dropped"`
+	Warnings  []string          `json:"warnings,omitempty"`
 	// HasCode is true when the source contained serialized code.
 	HasCode bool `json:"has_code"`
 }
@@ -80,7 +83,9 @@ type ReportTensor struct {
 	Aliases []string `json:"aliases,omitempty"`
 }
 
-// Options control a conversion. The zero value keeps model weights only.
+// Options are the settings every reader walks with, set by
+// WithIncludeOptimizer and WithStrict. The zero value keeps model weights
+// only and drops code.
 type Options struct {
 	// IncludeOptimizer keeps optimiser state under the "optimizer." prefix.
 	IncludeOptimizer bool

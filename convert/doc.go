@@ -1,9 +1,21 @@
 // Package convert holds what the converters from foreign checkpoint formats
 // share: the Model a reader extracts, the conversion report, the model
-// structure recorded as data, the naming rules of spec/CONVERSION.md, and the
-// writer that turns a Model into a .swt file.
+// structure recorded as data, the naming rules of spec/CONVERSION.md, the
+// writer that turns a Model into a .swt file, and the options every
+// converter takes.
 //
 // Readers live in subpackages (convert/bson, convert/jld2,
-// convert/safetensors). None of them ever executes code from the source file:
-// code objects are reported and dropped.
+// convert/safetensors; convert/auto picks one by content). None of them ever
+// executes code from the source file: code objects are reported and dropped.
+// Each has the same entry points:
+//
+//	Convert(ctx, src, dst string, opts ...convert.Option) (*convert.Report, error)
+//	Read(data []byte, opts ...convert.Option) (*convert.Model, error)
+//
+// and declares its Version and Converter, the name recorded in the
+// provenance of what it writes and in its reports. The options of this
+// package (WithStrict, WithIncludeOptimizer, WithEncodeOptions,
+// WithDecodeOptions, WithProgress) apply to every converter; a converter's
+// limits come from its own package's WithLimits, and the other converters
+// ignore them.
 package convert

@@ -1,6 +1,7 @@
 package convert_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"os"
@@ -25,7 +26,7 @@ func ExampleWriteFile() {
 		}},
 	}
 	dst := filepath.Join(dir, "model.swt")
-	if err := convert.WriteFile(dst, m, nil); err != nil {
+	if err := convert.WriteFile(context.Background(), dst, m, nil); err != nil {
 		log.Fatal(err)
 	}
 	f, err := decode.Inspect(dst)

@@ -1,20 +1,26 @@
 package convert
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/safeweights/safeweights/internal/safeopen"
 	"io"
 	"sort"
 
 	"github.com/safeweights/safeweights/encode"
 	"github.com/safeweights/safeweights/format"
+	"github.com/safeweights/safeweights/internal/safeopen"
 )
 
-// Version is the converters' version, recorded in provenance.
-const Version = "0.1"
+// ConverterName is how provenance, conversion reports and 'safeweights
+// version' name a converter of this module: the package and its version,
+// such as "safeweights/convert/bson 1.1". Each converter package declares
+// its Version once and its Converter as ConverterName would build it.
+func ConverterName(pkg, version string) string {
+	return "safeweights/convert/" + pkg + " " + version
+}
 
 // Source is a source file mapped read-only. Its SHA-256 is computed in the
 // background from the moment it is opened, so that hashing overlaps reading
@@ -77,18 +83,33 @@ func OpenSource(path string) (*Source, error) {
 
 // WriteFile writes m to dst as a safeweights file: the tensors in order, the
 // aliases as the attribute "aliases" (rule N8), the structure and a report
-// summary as metadata, and the provenance (spec/CONVERSION.md sections 4, 5).
-// src may be nil; then no source digest is recorded. Nothing is left at dst
-// on failure.
-func WriteFile(dst string, m *Model, src *Source, opts ...encode.Option) error {
+// summary as metadata, and the provenance (spec/CONVERSION.md sections 4, 5),
+// which names the converter by m.Report.Converter. src may be nil; then no
+// source digest is recorded.
+//
+// Of opts, WriteFile uses WithEncodeOptions and WithProgress. ctx is checked
+// before each tensor: once it is done, WriteFile stops and returns its
+// error, wrapped. Nothing is left at dst on failure or cancellation.
+func WriteFile(ctx context.Context, dst string, m *Model, src *Source, opts ...Option) error {
+	s, err := NewSettings(opts...)
+	if err != nil {
+		return err
+	}
+	return writeFile(ctx, dst, m, src, s)
+}
+
+func writeFile(ctx context.Context, dst string, m *Model, src *Source, s *Settings) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("convert: %w", err)
+	}
 	prov := format.Provenance{
 		SourceFormat: m.SourceFormat,
-		Converter:    "safeweights/convert/" + m.SourceFormat + " " + Version,
+		Converter:    m.Report.Converter,
 	}
 	for k, v := range m.Report.Versions {
 		prov.Notes = append(prov.Notes, format.KeyValue{Key: "version." + k, Value: v})
 	}
-	w, err := encode.Create(dst, opts...)
+	w, err := encode.Create(dst, s.Encode...)
 	if err != nil {
 		return err
 	}
@@ -112,7 +133,16 @@ func WriteFile(dst string, m *Model, src *Source, opts ...encode.Option) error {
 		return fmt.Errorf("convert: report: %w", err)
 	}
 	w.SetMetadata(MetaReport, string(js)) // JSON is UTF-8
+	var done, total int64
 	for i := range m.Tensors {
+		total += int64(len(m.Tensors[i].Data))
+	}
+	progress(s, 0, total)
+	for i := range m.Tensors {
+		if err := ctx.Err(); err != nil {
+			w.Abort()
+			return fmt.Errorf("convert: %w", err)
+		}
 		t := &m.Tensors[i]
 		var topts []encode.TensorOption
 		if len(t.Aliases) > 0 {
@@ -123,6 +153,8 @@ func WriteFile(dst string, m *Model, src *Source, opts ...encode.Option) error {
 			w.Abort()
 			return err
 		}
+		done += int64(len(t.Data))
+		progress(s, done, total)
 	}
 	if src != nil {
 		sum := src.SHA256()
@@ -132,7 +164,17 @@ func WriteFile(dst string, m *Model, src *Source, opts ...encode.Option) error {
 		w.Abort()
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		w.Abort()
+		return fmt.Errorf("convert: %w", err)
+	}
 	return w.Close()
+}
+
+func progress(s *Settings, done, total int64) {
+	if s.Progress != nil {
+		s.Progress(done, total)
+	}
 }
 
 type summary struct {
@@ -151,8 +193,19 @@ func reportSummary(r *Report) summary {
 }
 
 // Convert runs read over the mapped source file and writes the result to
-// dst, filling in the report's source, output and tensor list.
-func Convert(srcPath, dst string, read func(data []byte) (*Model, error), opts ...encode.Option) (*Report, error) {
+// dst with WriteFile, returning the completed report (CompleteReport). It
+// is what each converter's Convert does with its own reader; read has
+// already taken the options it needs. ctx is checked before the source is
+// read and between tensors; a cancelled conversion returns ctx's error,
+// wrapped, and leaves nothing at dst.
+func Convert(ctx context.Context, srcPath, dst string, read func(data []byte) (*Model, error), opts ...Option) (*Report, error) {
+	s, err := NewSettings(opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
 	src, err := OpenSource(srcPath)
 	if err != nil {
 		return nil, err
@@ -162,23 +215,29 @@ func Convert(srcPath, dst string, read func(data []byte) (*Model, error), opts .
 	if err != nil {
 		return nil, err
 	}
-	if err := WriteFile(dst, m, src, opts...); err != nil {
+	if err := writeFile(ctx, dst, m, src, s); err != nil {
 		return nil, err
 	}
+	return CompleteReport(m, srcPath, dst, src), nil
+}
+
+// CompleteReport returns m's report with what the writer knows filled in:
+// the source and output paths, the source's SHA-256 (src may be nil), the
+// tensors written, and the dropped items sorted by path.
+func CompleteReport(m *Model, srcPath, dst string, src *Source) *Report {
 	r := m.Report
 	r.Source = srcPath
 	r.Output = dst
 	r.SourceFormat = m.SourceFormat
-	sum := src.SHA256()
-	r.SourceSHA256 = hex.EncodeToString(sum[:])
-	r.Converter = "safeweights/convert/" + m.SourceFormat + " " + Version
-	r.Tensors = r.Tensors[:0]
+	if src != nil {
+		sum := src.SHA256()
+		r.SourceSHA256 = hex.EncodeToString(sum[:])
+	}
+	r.Tensors = make([]ReportTensor, 0, len(m.Tensors))
 	for _, t := range m.Tensors {
 		r.Tensors = append(r.Tensors, ReportTensor{Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: int64(len(t.Data)), Aliases: t.Aliases})
 	}
-	if r.Dropped == nil {
-		r.Dropped = []Dropped{}
-	}
+	r.Dropped = append([]Dropped{}, r.Dropped...)
 	sort.SliceStable(r.Dropped, func(i, j int) bool { return r.Dropped[i].Path < r.Dropped[j].Path })
-	return &r, nil
+	return &r
 }

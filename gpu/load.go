@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -304,8 +305,14 @@ func load(ctx context.Context, v *fileView, cfg *config) (_ *Model, err error) {
 		}
 	}
 
+	var prog *progress
+	if cfg.progress != nil {
+		prog = &progress{fn: cfg.progress, total: p.bytes}
+		prog.add(0)
+	}
 	if run != nil {
 		run.pc.streams = streams
+		run.pc.progress = prog
 		var pipeLost atomic.Bool
 		run.pc.lost = &pipeLost
 		err := runPipeline(ctx, dev, v, p, m.allocs, run.st, run.pc)
@@ -314,7 +321,7 @@ func load(ctx context.Context, v *fileView, cfg *config) (_ *Model, err error) {
 			return nil, err
 		}
 	}
-	if err := loadCompressed(ctx, dev, v, p, m.allocs, streams[0], cfg.verify, zbuf, tm, &lost); err != nil {
+	if err := loadCompressed(ctx, dev, v, p, m.allocs, streams[0], cfg.verify, zbuf, tm, &lost, prog); err != nil {
 		return nil, err
 	}
 
@@ -490,7 +497,7 @@ func prepareWindows(dev device, v *fileView, p *plan, m *Model, cfg *config, tm 
 // loadCompressed decompresses each compressed tensor on the CPU into the
 // pinned buffer buf and copies it over. When a copy cannot be waited for,
 // *lost is set: buf and the device memory must then be kept.
-func loadCompressed(ctx context.Context, dev device, v *fileView, p *plan, allocs []devPtr, s stream, verify bool, buf []byte, tm *timers, lost *bool) error {
+func loadCompressed(ctx context.Context, dev device, v *fileView, p *plan, allocs []devPtr, s stream, verify bool, buf []byte, tm *timers, lost *bool, prog *progress) error {
 	var chunk []byte
 	for _, pi := range p.compressed {
 		if err := ctx.Err(); err != nil {
@@ -530,6 +537,7 @@ func loadCompressed(ctx context.Context, dev device, v *fileView, p *plan, alloc
 		if err != nil {
 			return err
 		}
+		prog.add(t.length)
 	}
 	return nil
 }
@@ -602,6 +610,7 @@ type config struct {
 	residentMin float64
 	// maxDecompressed bounds the decoded length of a compressed tensor.
 	maxDecompressed int64
+	progress        func(done, total int64)
 	dev             device // a fake, in tests
 }
 
@@ -775,6 +784,33 @@ func WithLimits(l format.Limits) Option {
 		c.maxDecompressed = l.WithDefaults().MaxDecompressedSize
 		return nil
 	}
+}
+
+// WithProgress has fn called with the tensor bytes on the device so far and
+// the total to load: once before the first copy, then as each window's
+// copies complete (and, with WithVerify, its digests match) and after each
+// compressed tensor. Calls come from the loader's goroutines one at a time,
+// with done never decreasing.
+func WithProgress(fn func(done, total int64)) Option {
+	return func(c *config) error { c.progress = fn; return nil }
+}
+
+// progress serialises progress calls from the pipeline's goroutines.
+type progress struct {
+	mu          sync.Mutex
+	fn          func(done, total int64)
+	done, total int64
+}
+
+// add reports n more bytes loaded; a nil *progress does nothing.
+func (p *progress) add(n int64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += n
+	p.fn(p.done, p.total)
 }
 
 // ValidateOptions reports whether opts are valid, as Load would find them;

@@ -43,6 +43,7 @@ type pipeConfig struct {
 	streams   []stream
 	times     *timers
 	lost      *atomic.Bool // set when a window had to be kept: a copy may be pending
+	progress  *progress    // told the bytes of each window done; may be nil
 }
 
 // runPipeline stages every window of p, copies it to the device and releases
@@ -127,6 +128,10 @@ func runPipeline(ctx context.Context, dev device, v *fileView, p *plan, allocs [
 						relMu.Unlock()
 						fail(err)
 					}
+				}
+				if ctx.Err() == nil {
+					// Copied and checked: its bytes are on the device.
+					cfg.progress.add(it.w.bytes())
 				}
 				<-slots
 			}

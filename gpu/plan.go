@@ -53,6 +53,16 @@ type window struct {
 
 func (w *window) len() int64 { return w.end - w.off }
 
+// bytes is the number of tensor bytes the window brings to the device:
+// its segments, without the padding that merged runs copy too.
+func (w *window) bytes() int64 {
+	var n int64
+	for _, sg := range w.segs {
+		n += sg.end - sg.off
+	}
+	return n
+}
+
 type plan struct {
 	places     []placement
 	allocs     []int64 // allocation sizes in bytes

@@ -43,13 +43,7 @@ for bash, zsh or fish. Load it from the shell's start-up file.`,
 // flagNames returns c's flags as typed on the command line.
 func flagNames(c *command) []string {
 	var out []string
-	newFlags(c).VisitAll(func(f *flag.Flag) {
-		if len(f.Name) == 1 {
-			out = append(out, "-"+f.Name)
-		} else {
-			out = append(out, "--"+f.Name)
-		}
-	})
+	newFlags(c).VisitAll(func(f *flag.Flag) { out = append(out, flagArg(f.Name)) })
 	return append(out, "--help")
 }
 

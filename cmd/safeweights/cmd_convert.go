@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
 
 	"github.com/safeweights/safeweights/convert"
@@ -65,13 +67,13 @@ OUT/model.swtidx, the shard index that names each by its header digest
 		if _, err := os.Lstat(out); err == nil && !force {
 			return usageErrorf("convert: %s already exists", clean(out)).withHint("add --force to replace it")
 		}
-		// A .swt source is read unmapped, through decode's checked reads:
-		// the exporter copies tensor bytes outside decode's fault guard.
-		opts := auto.Options{Options: convert.Options{Strict: strict, IncludeOptimizer: optimizer},
-			Decode: []decode.Option{decode.WithoutMmap()}}
-		sp := e.newSpinner("convert")
-		rep, err := auto.Convert(in, out, opts)
-		sp.finish()
+		// Interrupted, the conversion stops between tensors and removes
+		// its temporary file: nothing is left at OUT.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		b := e.newBar("convert", 0)
+		rep, err := auto.Convert(ctx, in, out, convertOptions(strict, optimizer, b)...)
+		b.finish()
 		if err != nil {
 			return err
 		}
@@ -98,6 +100,24 @@ OUT/model.swtidx, the shard index that names each by its header digest
 		return nil
 	}
 	register(c)
+}
+
+// convertOptions are the converter options of the command line, with
+// progress drawn on b.
+func convertOptions(strict, optimizer bool, b *bar) []convert.Option {
+	// A .swt source is read unmapped, through decode's checked reads:
+	// the exporter copies tensor bytes outside decode's fault guard.
+	opts := []convert.Option{convert.WithDecodeOptions(decode.WithoutMmap())}
+	if strict {
+		opts = append(opts, convert.WithStrict())
+	}
+	if optimizer {
+		opts = append(opts, convert.WithIncludeOptimizer())
+	}
+	if b != nil {
+		opts = append(opts, convert.WithProgress(b.set))
+	}
+	return opts
 }
 
 func printReport(w io.Writer, r *convert.Report) {

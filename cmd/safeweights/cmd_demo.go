@@ -87,7 +87,7 @@ func demo(e *env, dir string) error {
 	fmt.Fprintf(w, "wrote %s (%d bytes); recognised by content as %s\n", src, len(sample), fmtIn)
 
 	step(2, "convert to .swt (no Julia code is run; functions are recorded by name, code is dropped)")
-	rep, err := auto.Convert(src, swt, auto.Options{})
+	rep, err := auto.Convert(context.Background(), src, swt)
 	if err != nil {
 		return err
 	}

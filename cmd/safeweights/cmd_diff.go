@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"strings"
 
+	"github.com/safeweights/safeweights/convert"
 	"github.com/safeweights/safeweights/convert/auto"
 	"github.com/safeweights/safeweights/decode"
 )
@@ -38,7 +40,7 @@ then it exits 1 when they differ.`,
 		}
 		var sums [2]*auto.Summary
 		for i, p := range pos {
-			if sums[i], err = auto.Summarize(p, auto.Options{Decode: []decode.Option{decode.WithoutMmap()}}); err != nil {
+			if sums[i], err = auto.Summarize(context.Background(), p, convert.WithDecodeOptions(decode.WithoutMmap())); err != nil {
 				return fmt.Errorf("%s: %w", clean(p), err)
 			}
 		}

@@ -15,7 +15,7 @@ func init() {
 	var out, all, sliceSpec, trusted string
 	c := &command{
 		name:    "extract",
-		args:    "FILE NAME [--slice SPEC] [--trusted KEYS] -o OUT.npy | FILE --all DIR",
+		args:    "FILE NAME [--slice SPEC] [--trusted KEYS] -o, --output OUT.npy | FILE --all DIR",
 		summary: "write tensors of a .swt file as NumPy .npy files",
 		help: `Extract writes one tensor (NAME, to OUT.npy; "-o -" writes to standard
 output) or every tensor (--all DIR) of a .swt file as NumPy .npy files.
@@ -41,7 +41,7 @@ required before any byte is written.`,
   safeweights extract model.swt embed.weight --slice 0:1024,: -o part.npy
   safeweights extract model.swtidx lm_head.weight --slice :,0:4096 --trusted alice.pub -o head.npy`,
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&out, "o", "", "output `file` for one tensor (\"-\": standard output)")
+			outputFlag(fs, &out, "output `file` for one tensor (\"-\": standard output)")
 			fs.StringVar(&all, "all", "", "write every tensor into `dir`")
 			fs.StringVar(&sliceSpec, "slice", "", "write only this slice of NAME, in NumPy `syntax` (0:128,:)") // slice.go
 			fs.StringVar(&trusted, "trusted", "", "require a signature by one of these public keys (a PEM `file` or directory)")

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/safeweights/safeweights/convert"
+	"github.com/safeweights/safeweights/convert/auto"
 	"github.com/safeweights/safeweights/decode"
 	"github.com/safeweights/safeweights/encode"
 	"github.com/safeweights/safeweights/gpu"
@@ -35,8 +35,12 @@ func init() {
 		if done {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "safeweights %s\nformat %s, producer %q, converters %s\n%s %s/%s\n",
-			buildVersion(), formatVersion, encode.DefaultProducer, convert.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		fmt.Fprintf(e.stdout, "safeweights %s\nformat %s, producer %q\n", buildVersion(), formatVersion, encode.DefaultProducer)
+		// The names that provenance and conversion reports record.
+		for _, conv := range auto.Converters() {
+			fmt.Fprintf(e.stdout, "converter %s\n", conv)
+		}
+		fmt.Fprintf(e.stdout, "%s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
 	}
 	register(c)
@@ -166,9 +170,9 @@ the run and where the time went (registering, reading, hashing, copying).`,
 			// process, so that repeated measurements share the driver's
 			// start-up cost.
 			for run := range repeat {
-				sp := e.newSpinner("load")
-				m, err := gpu.Load(context.Background(), f, opts...)
-				sp.finish()
+				b := e.newBar("load", 0)
+				m, err := gpu.Load(context.Background(), f, append(opts, gpu.WithProgress(b.set))...)
+				b.finish()
 				if err != nil {
 					return err
 				}

@@ -66,7 +66,7 @@ func init() {
 	var workFactor int
 	c := &command{
 		name:    "keygen",
-		args:    "-o KEY [--passphrase-file FILE] [--work-factor N]",
+		args:    "-o, --output KEY [--passphrase-file FILE] [--work-factor N]",
 		summary: "generate an Ed25519 signing key (KEY) and its public key (KEY.pub)",
 		help: `Keygen writes a new Ed25519 private key to KEY (mode 0600) and its public key
 to KEY.pub, both PEM: the private key as PKCS #8 (as 'openssl genpkey
@@ -77,7 +77,7 @@ Give KEY.pub to whoever verifies your files.`,
   safeweights keygen -o alice.key --passphrase-file pass.txt
   safeweights verify --trusted alice.key.pub model.swt`,
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&out, "o", "", "private key `file`; the public key goes to file.pub")
+			outputFlag(fs, &out, "private key `file`; the public key goes to FILE.pub")
 			fs.StringVar(&passFile, "passphrase-file", "", "encrypt the private key with the passphrase in `file`")
 			fs.IntVar(&workFactor, "work-factor", 0, fmt.Sprintf("scrypt log2(N) for an encrypted key, %d to %d (0: %d)", sign.MinWorkFactor, sign.MaxWorkFactor, sign.DefaultWorkFactor))
 		},
@@ -168,13 +168,15 @@ KEY is a PEM private key from 'safeweights keygen' or 'openssl genpkey
 		if isShardIndex(pos[0]) { // shards.go
 			return signIndex(e, pos[0], priv, comment)
 		}
-		sp := e.newSpinner("sign")
-		signOpts := []sign.SignOption{sign.WithComment(comment)}
+		// Every digest is checked before the signature is written: the bar
+		// counts the stored bytes checked.
+		b := e.newBar("sign", 0)
+		signOpts := []sign.SignOption{sign.WithComment(comment), sign.WithProgress(b.set)}
 		if detached {
 			signOpts = append(signOpts, sign.WithDetached())
 		}
 		err = sign.Sign(context.Background(), pos[0], priv, signOpts...)
-		sp.finish()
+		b.finish()
 		if err != nil {
 			return err
 		}

@@ -89,8 +89,8 @@ FILE "-" reads standard input (at most 1 GiB).`,
 			}
 			res.DataVerified = true
 		} else {
-			b := e.newSpinner("verify")
-			var opts []sign.VerifyOption
+			b := e.newBar("verify", f.Size())
+			opts := []sign.VerifyOption{sign.WithVerifyProgress(b.set)}
 			if requireAll {
 				opts = append(opts, sign.WithRequireAll())
 			}

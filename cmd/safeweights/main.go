@@ -6,6 +6,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -205,6 +206,8 @@ func classify(err error) (int, []string) {
 		hint("load needs an NVIDIA GPU and its driver (libcuda.so.1)")
 	case errors.Is(err, os.ErrNotExist):
 		code = exitError
+	case errors.Is(err, context.Canceled):
+		hint("interrupted: the output was removed, nothing is left half-written")
 	}
 	if ce != nil && ce.code != 0 && code == exitError {
 		code = ce.code
@@ -286,22 +289,74 @@ Exit codes:
 `)
 }
 
+// aliases maps a flag's long name to its one-letter name, for the flags
+// that every command declares under both: an output file is -o, --output.
+// Help shows the pair on one line, as docs/CLI.md does.
+var aliases = map[string]string{"output": "o"}
+
+// outputFlag declares a command's output-file flag as -o and --output,
+// both setting p. Given twice, with either name, it is a usage error:
+// which one wins would otherwise depend on their order.
+func outputFlag(fs *flag.FlagSet, p *string, usage string) {
+	*p = "" // as fs.StringVar does: a command run twice in one process starts afresh
+	v := &onceValue{p: p}
+	fs.Var(v, "o", usage)
+	fs.Var(v, "output", usage)
+}
+
+// onceValue is a string flag that may be given once.
+type onceValue struct {
+	p   *string
+	set bool
+}
+
+func (v *onceValue) String() string {
+	if v == nil || v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v *onceValue) Set(s string) error {
+	if v.set {
+		return errors.New("given more than once")
+	}
+	v.set = true
+	*v.p = s
+	return nil
+}
+
+// flagArg is how help and completion write a flag: -o for one letter,
+// --name otherwise.
+func flagArg(name string) string {
+	if len(name) == 1 {
+		return "-" + name // -o, as the usage lines and docs/CLI.md write it
+	}
+	return "--" + name
+}
+
 func printCommandHelp(w io.Writer, c *command) {
 	fmt.Fprintf(w, "Usage: safeweights %s %s\n\n%s\n", c.name, c.args, strings.TrimSpace(c.help))
 	fs := newFlags(c)
 	first := true
 	fs.VisitAll(func(f *flag.Flag) {
+		short, isAlias := aliases[f.Name]
+		if isAlias && fs.Lookup(short) != nil {
+			return // shown with its one-letter name
+		}
 		if first {
 			fmt.Fprint(w, "\nFlags:\n")
 			first = false
 		}
 		name, usage := flag.UnquoteUsage(f)
-		arg := "--" + f.Name
-		if len(f.Name) == 1 {
-			arg = "-" + f.Name // -o, as the usage lines and docs/CLI.md write it
+		arg := flagArg(f.Name)
+		for long, s := range aliases {
+			if s == f.Name && fs.Lookup(long) != nil {
+				arg += ", " + flagArg(long)
+			}
 		}
 		if name != "" {
-			arg += " " + name
+			arg += " " + strings.ToUpper(name) // FILE, as docs/CLI.md writes it
 		}
 		fmt.Fprintf(w, "  %-24s %s", arg, usage)
 		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {

@@ -10,6 +10,7 @@ import (
 	"github.com/safeweights/safeweights/internal/safeopen"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"time"
 
@@ -222,7 +223,7 @@ func isSafetensorsIndex(path string) bool {
 	if err != nil || len(b) > maxSourceIndex {
 		return false
 	}
-	_, err = safetensors.ParseIndex(b, safetensors.Options{})
+	_, err = safetensors.ParseIndex(b, safetensors.Limits{})
 	return err == nil
 }
 
@@ -244,9 +245,11 @@ func convertShardsIndexed(e *env, in, outDir, modelID, keyPath string, jsonOut b
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return err
 	}
-	sp := e.newSpinner("convert")
-	reports, idx, err := safetensors.ConvertShardsIndexed(in, outDir, modelID, signers, "converted", safetensors.Options{})
-	sp.finish()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	b := e.newBar("convert", 0)
+	reports, idx, err := safetensors.ConvertShardsIndexed(ctx, in, outDir, modelID, signers, "converted", convertOptions(false, false, b)...)
+	b.finish()
 	if err != nil {
 		return err
 	}

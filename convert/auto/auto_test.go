@@ -1,6 +1,7 @@
 package auto
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -101,7 +102,7 @@ func TestDetectFixtures(t *testing.T) {
 func TestConvertAndDiff(t *testing.T) {
 	dir := t.TempDir()
 	swt := filepath.Join(dir, "mlp.swt")
-	rep, err := Convert(sample, swt, Options{})
+	rep, err := Convert(context.Background(), sample, swt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,15 +113,15 @@ func TestConvertAndDiff(t *testing.T) {
 		t.Fatalf("DetectFile(out) = %v, %v", f, err)
 	}
 	st := filepath.Join(dir, "mlp.safetensors")
-	if _, err := Convert(swt, st, Options{}); err != nil {
+	if _, err := Convert(context.Background(), swt, st); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Convert(swt, filepath.Join(dir, "again.swt"), Options{}); !errors.Is(err, ErrSameFormat) {
+	if _, err := Convert(context.Background(), swt, filepath.Join(dir, "again.swt")); !errors.Is(err, ErrSameFormat) {
 		t.Fatalf("swt to swt: %v", err)
 	}
 	var sums []*Summary
 	for _, p := range []string{sample, swt, st} {
-		s, err := Summarize(p, Options{})
+		s, err := Summarize(context.Background(), p)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
@@ -149,7 +150,7 @@ func TestConvertUnknown(t *testing.T) {
 	if err := os.WriteFile(p, []byte("not a model"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Convert(p, filepath.Join(dir, "out.swt"), Options{}); !errors.Is(err, ErrUnknownFormat) {
+	if _, err := Convert(context.Background(), p, filepath.Join(dir, "out.swt")); !errors.Is(err, ErrUnknownFormat) {
 		t.Fatalf("err = %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "out.swt")); !os.IsNotExist(err) {

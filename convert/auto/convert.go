@@ -1,6 +1,7 @@
 package auto
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -8,19 +9,17 @@ import (
 	"strings"
 
 	"github.com/safeweights/safeweights/convert"
+	"github.com/safeweights/safeweights/convert/bson"
 	"github.com/safeweights/safeweights/convert/jld2"
 	"github.com/safeweights/safeweights/convert/safetensors"
 	"github.com/safeweights/safeweights/decode"
-	"github.com/safeweights/safeweights/encode"
 )
 
-// Options control Convert and Read.
-type Options struct {
-	convert.Options
-	// Encode are the options of the .swt writer.
-	Encode []encode.Option
-	// Decode are the options of the .swt reader (a .swt source).
-	Decode []decode.Option
+// Converters lists the converters that Convert and Read choose from, by
+// their Converter names (convert.ConverterName): what 'safeweights
+// version' prints.
+func Converters() []string {
+	return []string{bson.Converter, jld2.Converter, safetensors.Converter}
 }
 
 // ErrSameFormat: the source already is in the output's format.
@@ -36,11 +35,19 @@ func OutputFormat(dst string) Format {
 }
 
 // Convert converts the model file src, whose format is detected from its
-// content, to dst. Nothing is left at dst on failure.
+// content, to dst with the converter of that format, as that converter's
+// Convert does. opts go to the converter chosen, which ignores the options
+// of the others (bson.WithLimits, jld2.WithLimits, safetensors.WithLimits);
+// a .swt source is opened with the options of convert.WithDecodeOptions.
+// ctx is checked between tensors; nothing is left at dst on failure or
+// cancellation.
 //
 // The report is nil when the source is a .swt file exported to safetensors:
 // that export drops nothing.
-func Convert(src, dst string, opts Options) (*convert.Report, error) {
+func Convert(ctx context.Context, src, dst string, opts ...convert.Option) (*convert.Report, error) {
+	if _, err := convert.NewSettings(opts...); err != nil {
+		return nil, err
+	}
 	in, err := DetectFile(src)
 	if err != nil {
 		return nil, err
@@ -50,33 +57,45 @@ func Convert(src, dst string, opts Options) (*convert.Report, error) {
 	case in == SWT && out == SWT, in == Safetensors && out == Safetensors:
 		return nil, fmt.Errorf("%w (%s)", ErrSameFormat, in)
 	case in == SWT && out == Safetensors:
-		return nil, safetensors.ExportFile(src, dst, opts.Decode...)
-	case in == Safetensors:
-		return safetensors.Convert(src, dst, safetensors.Options{}, opts.Encode...)
+		return nil, safetensors.ExportFile(ctx, src, dst, opts...)
 	case out == Safetensors:
 		return nil, fmt.Errorf("auto: %w: writing safetensors from %s; convert to .swt first", convert.ErrUnsupported, in)
 	}
-	read, err := reader(in, opts)
+	switch in {
+	case BSON:
+		return bson.Convert(ctx, src, dst, opts...)
+	case JLD2:
+		return jld2.Convert(ctx, src, dst, opts...)
+	case Safetensors:
+		return safetensors.Convert(ctx, src, dst, opts...)
+	}
+	return nil, fmt.Errorf("auto: %w: no reader for %s", convert.ErrUnsupported, in)
+}
+
+// Read extracts the model from data, a whole BSON.jl, JLD2 or safetensors
+// file whose format is detected from its content, with the reader of that
+// format (whose Read documents what the model's data aliases). opts are as
+// for Convert. A .swt file gives ErrSameFormat: it needs no conversion.
+func Read(data []byte, opts ...convert.Option) (*convert.Model, error) {
+	in, err := Detect(data)
 	if err != nil {
 		return nil, err
 	}
-	return convert.Convert(src, dst, read, opts.Encode...)
+	if in == SWT {
+		return nil, fmt.Errorf("%w (%s)", ErrSameFormat, in)
+	}
+	return read(in, data, opts)
 }
 
-// reader returns the function that reads a whole source file of format f
-// into a Model.
-func reader(f Format, opts Options) (func([]byte) (*convert.Model, error), error) {
+// read reads a whole source file of format f into a Model.
+func read(f Format, data []byte, opts []convert.Option) (*convert.Model, error) {
 	switch f {
-	case JLD2:
-		return func(b []byte) (*convert.Model, error) {
-			return jld2.Read(b, jld2.Options{Options: opts.Options})
-		}, nil
-	case Safetensors:
-		return func(b []byte) (*convert.Model, error) {
-			return safetensors.Read(b, safetensors.Options{})
-		}, nil
 	case BSON:
-		return readBSON(opts), nil
+		return bson.Read(data, opts...)
+	case JLD2:
+		return jld2.Read(data, opts...)
+	case Safetensors:
+		return safetensors.Read(data, opts...)
 	}
 	return nil, fmt.Errorf("auto: %w: no reader for %s", convert.ErrUnsupported, f)
 }
@@ -101,20 +120,29 @@ type Summary struct {
 }
 
 // Summarize reads the model file at path, of any supported format, and
-// digests every tensor. A .swt file is read with its chunk digests checked.
-func Summarize(path string, opts Options) (*Summary, error) {
+// digests every tensor. A .swt file is read with its chunk digests checked,
+// and the options of convert.WithDecodeOptions; other formats with the
+// options their readers take. ctx is checked between tensors.
+func Summarize(ctx context.Context, path string, opts ...convert.Option) (*Summary, error) {
+	st, err := convert.NewSettings(opts...)
+	if err != nil {
+		return nil, err
+	}
 	in, err := DetectFile(path)
 	if err != nil {
 		return nil, err
 	}
 	s := &Summary{Path: path, Format: in.String(), Tensors: []TensorSummary{}}
 	if in == SWT {
-		f, err := decode.Open(path, append([]decode.Option{decode.WithVerify(decode.VerifyLazy)}, opts.Decode...)...)
+		f, err := decode.OpenContext(ctx, path, append([]decode.Option{decode.WithVerify(decode.VerifyLazy)}, st.Decode...)...)
 		if err != nil {
 			return nil, err
 		}
 		defer f.Close()
 		for t := range f.All() {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("auto: %w", err)
+			}
 			b, err := t.Bytes()
 			if err != nil {
 				return nil, err
@@ -123,20 +151,19 @@ func Summarize(path string, opts Options) (*Summary, error) {
 		}
 		return s, nil
 	}
-	read, err := reader(in, opts)
-	if err != nil {
-		return nil, err
-	}
 	src, err := convert.OpenSource(path)
 	if err != nil {
 		return nil, err
 	}
 	defer src.Close()
-	m, err := read(src.Data)
+	m, err := read(in, src.Data, opts)
 	if err != nil {
 		return nil, err
 	}
 	for _, t := range m.Tensors {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("auto: %w", err)
+		}
 		s.Tensors = append(s.Tensors, summarize(t.Name, t.DType.String(), t.Shape, t.Data))
 	}
 	return s, nil

@@ -2,6 +2,7 @@ package bson
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -25,7 +26,7 @@ func TestConvertEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(dir, "model.swt")
-	rep, err := Convert(src, dst, Options{})
+	rep, err := Convert(context.Background(), src, dst)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func TestConvertEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	m := mustRead(t, data, Options{})
+	m := mustRead(t, data)
 	if f.NumTensors() != len(m.Tensors) {
 		t.Fatalf("%d tensors written, %d read", f.NumTensors(), len(m.Tensors))
 	}
@@ -66,7 +67,7 @@ func TestConvertFailureLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(dir, "out.swt")
-	if _, err := Convert(src, dst, Options{}); !errors.Is(err, convert.ErrNoWeights) {
+	if _, err := Convert(context.Background(), src, dst); !errors.Is(err, convert.ErrNoWeights) {
 		t.Fatalf("error %v, want ErrNoWeights", err)
 	}
 	if _, err := os.Stat(dst); !errors.Is(err, os.ErrNotExist) {
@@ -112,7 +113,7 @@ func BenchmarkConvert(b *testing.B) {
 	b.ReportAllocs()
 	defer heapPeak(b)()
 	for b.Loop() {
-		if _, err := Convert(src, dst, Options{}); err != nil {
+		if _, err := Convert(context.Background(), src, dst); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -191,7 +192,7 @@ func BenchmarkRead(b *testing.B) {
 	b.SetBytes(int64(n))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Read(data, Options{}); err != nil {
+		if _, err := Read(data); err != nil {
 			b.Fatal(err)
 		}
 	}

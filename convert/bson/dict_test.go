@@ -35,7 +35,7 @@ func TestDictNaming(t *testing.T) {
 		// IdSet's IdDict{Any,Nothing}: values of a zero-size type.
 		{"set", strct(dt(path("Base", "IdDict")), A{f32arr(6, 1)}, arr(dt(path("Core", "Nothing")), []int{1}, []byte{}))},
 	})
-	m := mustRead(t, data, Options{})
+	m := mustRead(t, data)
 	var names []string
 	for _, x := range m.Tensors {
 		names = append(names, x.Name)
@@ -69,7 +69,7 @@ func TestDictHostile(t *testing.T) {
 		{"zero-size-with-bytes", encode(D{{"d", strct(tDict, A{1.0}, arr(tNothing, []int{1}, []byte{1}))}}), convert.ErrMalformed},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Read(c.data, Options{})
+			_, err := Read(c.data)
 			if !errors.Is(err, c.want) {
 				t.Fatalf("error %v, want %v", err, c.want)
 			}

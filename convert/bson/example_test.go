@@ -1,6 +1,7 @@
 package bson_test
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"log"
@@ -24,7 +25,7 @@ func ExampleConvert() {
 		log.Fatal(err)
 	}
 
-	rep, err := bson.Convert(src, filepath.Join(dir, "model.swt"), bson.Options{})
+	rep, err := bson.Convert(context.Background(), src, filepath.Join(dir, "model.swt"))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -128,7 +128,11 @@ func TestFixtures(t *testing.T) {
 }
 
 func checkFixture(t *testing.T, data []byte, man *manifest, withOpt bool) {
-	m, err := Read(data, Options{Options: convert.Options{IncludeOptimizer: withOpt}})
+	var opts []convert.Option
+	if withOpt {
+		opts = append(opts, convert.WithIncludeOptimizer())
+	}
+	m, err := Read(data, opts...)
 	if len(man.GPUArrays) > 0 {
 		if !errors.Is(err, convert.ErrNoWeights) {
 			t.Fatalf("GPU-only file: error %v, want ErrNoWeights", err)

@@ -36,7 +36,7 @@ func FuzzRead(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		opts := Options{Limits: Limits{MaxValues: 1 << 16, MaxAliases: 1 << 12}}
+		opts := options{Limits: Limits{MaxValues: 1 << 16, MaxAliases: 1 << 12}}
 		w, err := newWalker(data, opts)
 		if err != nil {
 			t.Fatal(err)

@@ -51,8 +51,8 @@ func (l Limits) withDefaults() (Limits, error) {
 	return l, nil
 }
 
-// Options control a read.
-type Options struct {
+// options are what a read takes from its convert.Options.
+type options struct {
 	convert.Options
 	Limits Limits
 }

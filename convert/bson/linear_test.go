@@ -30,7 +30,7 @@ func dag(levels, fan int, leaf any) []byte {
 	return encode(D{{"model", br(levels)}, {"_backrefs", entries}})
 }
 
-func readWork(t *testing.T, data []byte, opts Options) (*convert.Model, int, error) {
+func readWork(t *testing.T, data []byte, opts options) (*convert.Model, int, error) {
 	t.Helper()
 	w, err := newWalker(data, opts)
 	if err != nil {
@@ -44,7 +44,7 @@ func TestWalkIsLinear(t *testing.T) {
 	// 8^15 paths to a scalar: walked once, the rest replayed (nothing).
 	data := dag(16, 8, strct(dt(path("Main", "Leaf")), 1.5))
 	lim, _ := Limits{}.withDefaults()
-	m, work, err := readWork(t, data, Options{})
+	m, work, err := readWork(t, data, options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestWalkIsLinear(t *testing.T) {
 
 	// A small DAG to an array: every path is an alias.
 	data = dag(4, 3, f32arr(1, 2))
-	m, work, err = readWork(t, data, Options{})
+	m, work, err = readWork(t, data, options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestWalkIsLinear(t *testing.T) {
 	// 8^15 paths to an array: the aliases hit MaxAliases, after work in
 	// proportion to the file and the limit.
 	data = dag(16, 8, f32arr(1, 2))
-	opts := Options{Limits: Limits{MaxAliases: 10000}}
+	opts := options{Limits: Limits{MaxAliases: 10000}}
 	_, work, err = readWork(t, data, opts)
 	if !errors.Is(err, convert.ErrLimit) {
 		t.Fatalf("error %v, want ErrLimit", err)

@@ -11,9 +11,9 @@ import (
 	"github.com/safeweights/safeweights/format"
 )
 
-func mustRead(t *testing.T, data []byte, opts Options) *convert.Model {
+func mustRead(t *testing.T, data []byte, opts ...convert.Option) *convert.Model {
 	t.Helper()
-	m, err := Read(data, opts)
+	m, err := Read(data, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func within(b, data []byte) bool {
 
 func TestReadDense(t *testing.T) {
 	data := synthDense()
-	m := mustRead(t, data, Options{})
+	m := mustRead(t, data)
 	var names []string
 	for _, x := range m.Tensors {
 		names = append(names, x.Name)
@@ -70,7 +70,7 @@ func TestReadVariants(t *testing.T) {
 		{"v", A{f32arr(0, 1), "text", nil, true}},
 		{"u8", []byte{1, 2, 3}},
 	})
-	m := mustRead(t, data, Options{})
+	m := mustRead(t, data)
 	var names []string
 	for _, x := range m.Tensors {
 		names = append(names, x.Name)
@@ -95,7 +95,7 @@ func TestKeepRules(t *testing.T) {
 		{"model", strct(dt(path("Main", "Net")), br(1), tracked)},
 		{"_backrefs", A{f32arr(1, 2), f32arr(9, 2)}},
 	})
-	m := mustRead(t, data, Options{})
+	m := mustRead(t, data)
 	if len(m.Tensors) != 2 || m.Tensors[0].Name != "model.field1" || m.Tensors[1].Name != "model.field2" {
 		t.Fatalf("tensors %+v", m.Tensors)
 	}
@@ -107,7 +107,7 @@ func TestKeepRules(t *testing.T) {
 		t.Errorf("dropped %v", kinds)
 	}
 
-	m = mustRead(t, data, Options{Options: convert.Options{IncludeOptimizer: true}})
+	m = mustRead(t, data, convert.WithIncludeOptimizer())
 	var names []string
 	for _, x := range m.Tensors {
 		names = append(names, x.Name)
@@ -135,7 +135,7 @@ func anonFile() []byte {
 }
 
 func TestCodeAndPointers(t *testing.T) {
-	m := mustRead(t, anonFile(), Options{})
+	m := mustRead(t, anonFile())
 	kinds := map[string]string{}
 	for _, d := range m.Report.Dropped {
 		kinds[d.Path] = d.Kind
@@ -184,48 +184,48 @@ func TestHostile(t *testing.T) {
 	cases := []struct {
 		name string
 		data []byte
-		opts Options
+		opts convert.Option
 		want error
 	}{
-		{"empty", nil, Options{}, convert.ErrMalformed},
-		{"truncated", good[:len(good)/2], Options{}, convert.ErrMalformed},
-		{"truncated-by-one", good[:len(good)-1], Options{}, convert.ErrMalformed},
-		{"trailing-bytes", append(slices.Clone(good), 0, 0), Options{}, convert.ErrMalformed},
-		{"binary-length-past-end", patch(good, dataKey, 1<<20), Options{}, convert.ErrMalformed},
-		{"binary-length-negative", patch(good, dataKey, 0xffffffff), Options{}, convert.ErrMalformed},
-		{"binary-length-int32-max", patch(good, dataKey, 0x7fffffff), Options{}, convert.ErrMalformed},
-		{"document-length-negative", patch(good, sizeKey, 0x80000000), Options{}, convert.ErrMalformed},
-		{"string-length-zero", patch(good, typeStr, 0), Options{}, convert.ErrMalformed},
-		{"string-length-overflow", patch(good, typeStr, 0x7ffffffe), Options{}, convert.ErrMalformed},
-		{"size-product-overflows", encode(D{{"x", arr(tF32, []int{1 << 40, 1 << 40}, f32s(1, 0))}}), Options{}, convert.ErrMalformed},
-		{"size-negative", encode(D{{"x", arr(tF32, []int{-1}, f32s(1, 0))}}), Options{}, convert.ErrMalformed},
-		{"data-length-mismatch", encode(D{{"x", arr(tF32, []int{3}, f32s(2, 0))}}), Options{}, convert.ErrMalformed},
-		{"size-not-integer", encode(D{{"x", D{{"tag", "array"}, {"type", tF32}, {"size", A{"3"}}, {"data", f32s(3, 0)}}}}), Options{}, convert.ErrMalformed},
-		{"backref-out-of-range", encode(D{{"x", br(3)}, {"_backrefs", A{f32arr(0, 1)}}}), Options{}, convert.ErrMalformed},
-		{"backref-zero", encode(D{{"x", br(0)}, {"_backrefs", A{f32arr(0, 1)}}}), Options{}, convert.ErrMalformed},
-		{"backref-without-backrefs", encode(D{{"x", br(1)}}), Options{}, convert.ErrMalformed},
-		{"backref-cycle", encode(D{{"x", br(1)}, {"_backrefs", A{tup(br(2)), tup(br(1))}}}), Options{}, convert.ErrMalformed},
-		{"backref-self-type", encode(D{{"x", strct(br(1))}, {"_backrefs", A{br(1)}}}), Options{}, convert.ErrMalformed},
-		{"unknown-tag", encode(D{{"x", D{{"tag", "eval"}, {"code", "run(`rm -rf /`)"}}}}), Options{}, convert.ErrUnsupported},
-		{"tag-not-string", encode(D{{"x", D{{"tag", int64(3)}}}}), Options{}, convert.ErrMalformed},
-		{"duplicate-tag-key", encode(D{{"x", D{{"tag", "symbol"}, {"name", "a"}, {"name", "b"}}}}), Options{}, convert.ErrMalformed},
-		{"duplicate-top-key", encode(D{{"x", 1.0}, {"x", 2.0}}), Options{}, convert.ErrMalformed},
-		{"duplicate-dict-key", encode(D{{"x", D{{"a", 1.0}, {"a", 2.0}}}}), Options{}, convert.ErrMalformed},
-		{"list-key-out-of-order", encode(D{{"x", rawValue{0x04, encode(D{{"1", 1.0}, {"0", 2.0}})}}}), Options{}, convert.ErrMalformed},
-		{"missing-tag-key", encode(D{{"x", D{{"tag", "array"}, {"type", tF32}, {"data", f32s(1, 0)}}}}), Options{}, convert.ErrMalformed},
-		{"extra-tag-key", encode(D{{"x", D{{"tag", "symbol"}, {"name", "a"}, {"eval", "x"}}}}), Options{}, convert.ErrMalformed},
-		{"objectid", encode(D{{"x", rawValue{0x07, make([]byte, 12)}}}), Options{}, convert.ErrUnsupported},
-		{"bad-boolean", encode(D{{"x", rawValue{0x08, []byte{7}}}}), Options{}, convert.ErrMalformed},
-		{"deep-nesting", deepList(1_000_000), Options{}, convert.ErrLimit},
-		{"deep-backref-chain", encode(D{{"x", br(1)}, {"_backrefs", chain(2000)}}), Options{}, convert.ErrLimit},
-		{"scalar-wrong-size", encode(D{{"x", prim(tF32, []byte{1, 2})}}), Options{}, convert.ErrMalformed},
-		{"name-clash", encode(D{{"x", strct(dt(path("Base", "Dict")), A{"a", "a"}, A{f32arr(0, 1), f32arr(1, 1)})}}), Options{}, convert.ErrNameClash},
-		{"strict-code", anonFile(), Options{Options: convert.Options{Strict: true}}, convert.ErrHasCode},
-		{"gpu-only", encode(D{{"model", dense(cuArray(), cuArray(), fn("NNlib", "relu"))}}), Options{}, convert.ErrNoWeights},
-		{"gpu-partly", encode(D{{"model", dense(f32arr(0, 4), cuArray(), fn("NNlib", "relu"))}}), Options{}, convert.ErrNoWeights},
-		{"too-many-tensors", good, Options{Limits: Limits{MaxTensors: 2}}, convert.ErrLimit},
-		{"too-many-values", good, Options{Limits: Limits{MaxValues: 5}}, convert.ErrLimit},
-		{"too-many-dims", encode(D{{"x", arr(tF32, []int{1, 1, 1, 1}, f32s(1, 0))}}), Options{Limits: Limits{MaxDims: 3}}, convert.ErrLimit},
+		{"empty", nil, nil, convert.ErrMalformed},
+		{"truncated", good[:len(good)/2], nil, convert.ErrMalformed},
+		{"truncated-by-one", good[:len(good)-1], nil, convert.ErrMalformed},
+		{"trailing-bytes", append(slices.Clone(good), 0, 0), nil, convert.ErrMalformed},
+		{"binary-length-past-end", patch(good, dataKey, 1<<20), nil, convert.ErrMalformed},
+		{"binary-length-negative", patch(good, dataKey, 0xffffffff), nil, convert.ErrMalformed},
+		{"binary-length-int32-max", patch(good, dataKey, 0x7fffffff), nil, convert.ErrMalformed},
+		{"document-length-negative", patch(good, sizeKey, 0x80000000), nil, convert.ErrMalformed},
+		{"string-length-zero", patch(good, typeStr, 0), nil, convert.ErrMalformed},
+		{"string-length-overflow", patch(good, typeStr, 0x7ffffffe), nil, convert.ErrMalformed},
+		{"size-product-overflows", encode(D{{"x", arr(tF32, []int{1 << 40, 1 << 40}, f32s(1, 0))}}), nil, convert.ErrMalformed},
+		{"size-negative", encode(D{{"x", arr(tF32, []int{-1}, f32s(1, 0))}}), nil, convert.ErrMalformed},
+		{"data-length-mismatch", encode(D{{"x", arr(tF32, []int{3}, f32s(2, 0))}}), nil, convert.ErrMalformed},
+		{"size-not-integer", encode(D{{"x", D{{"tag", "array"}, {"type", tF32}, {"size", A{"3"}}, {"data", f32s(3, 0)}}}}), nil, convert.ErrMalformed},
+		{"backref-out-of-range", encode(D{{"x", br(3)}, {"_backrefs", A{f32arr(0, 1)}}}), nil, convert.ErrMalformed},
+		{"backref-zero", encode(D{{"x", br(0)}, {"_backrefs", A{f32arr(0, 1)}}}), nil, convert.ErrMalformed},
+		{"backref-without-backrefs", encode(D{{"x", br(1)}}), nil, convert.ErrMalformed},
+		{"backref-cycle", encode(D{{"x", br(1)}, {"_backrefs", A{tup(br(2)), tup(br(1))}}}), nil, convert.ErrMalformed},
+		{"backref-self-type", encode(D{{"x", strct(br(1))}, {"_backrefs", A{br(1)}}}), nil, convert.ErrMalformed},
+		{"unknown-tag", encode(D{{"x", D{{"tag", "eval"}, {"code", "run(`rm -rf /`)"}}}}), nil, convert.ErrUnsupported},
+		{"tag-not-string", encode(D{{"x", D{{"tag", int64(3)}}}}), nil, convert.ErrMalformed},
+		{"duplicate-tag-key", encode(D{{"x", D{{"tag", "symbol"}, {"name", "a"}, {"name", "b"}}}}), nil, convert.ErrMalformed},
+		{"duplicate-top-key", encode(D{{"x", 1.0}, {"x", 2.0}}), nil, convert.ErrMalformed},
+		{"duplicate-dict-key", encode(D{{"x", D{{"a", 1.0}, {"a", 2.0}}}}), nil, convert.ErrMalformed},
+		{"list-key-out-of-order", encode(D{{"x", rawValue{0x04, encode(D{{"1", 1.0}, {"0", 2.0}})}}}), nil, convert.ErrMalformed},
+		{"missing-tag-key", encode(D{{"x", D{{"tag", "array"}, {"type", tF32}, {"data", f32s(1, 0)}}}}), nil, convert.ErrMalformed},
+		{"extra-tag-key", encode(D{{"x", D{{"tag", "symbol"}, {"name", "a"}, {"eval", "x"}}}}), nil, convert.ErrMalformed},
+		{"objectid", encode(D{{"x", rawValue{0x07, make([]byte, 12)}}}), nil, convert.ErrUnsupported},
+		{"bad-boolean", encode(D{{"x", rawValue{0x08, []byte{7}}}}), nil, convert.ErrMalformed},
+		{"deep-nesting", deepList(1_000_000), nil, convert.ErrLimit},
+		{"deep-backref-chain", encode(D{{"x", br(1)}, {"_backrefs", chain(2000)}}), nil, convert.ErrLimit},
+		{"scalar-wrong-size", encode(D{{"x", prim(tF32, []byte{1, 2})}}), nil, convert.ErrMalformed},
+		{"name-clash", encode(D{{"x", strct(dt(path("Base", "Dict")), A{"a", "a"}, A{f32arr(0, 1), f32arr(1, 1)})}}), nil, convert.ErrNameClash},
+		{"strict-code", anonFile(), convert.WithStrict(), convert.ErrHasCode},
+		{"gpu-only", encode(D{{"model", dense(cuArray(), cuArray(), fn("NNlib", "relu"))}}), nil, convert.ErrNoWeights},
+		{"gpu-partly", encode(D{{"model", dense(f32arr(0, 4), cuArray(), fn("NNlib", "relu"))}}), nil, convert.ErrNoWeights},
+		{"too-many-tensors", good, WithLimits(Limits{MaxTensors: 2}), convert.ErrLimit},
+		{"too-many-values", good, WithLimits(Limits{MaxValues: 5}), convert.ErrLimit},
+		{"too-many-dims", encode(D{{"x", arr(tF32, []int{1, 1, 1, 1}, f32s(1, 0))}}), WithLimits(Limits{MaxDims: 3}), convert.ErrLimit},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -255,7 +255,7 @@ func chain(n int) A {
 }
 
 func TestBadLimits(t *testing.T) {
-	if _, err := Read(synthDense(), Options{Limits: Limits{MaxDepth: -1}}); err == nil {
+	if _, err := Read(synthDense(), WithLimits(Limits{MaxDepth: -1})); err == nil {
 		t.Fatal("negative limit accepted")
 	}
 }

@@ -204,8 +204,8 @@ func TestShrunkSeeds(t *testing.T) {
 			t.Errorf("%s: shrink failed", filepath.Base(p))
 			continue
 		}
-		m1, err1 := Read(b, Options{})
-		m2, err2 := Read(s, Options{})
+		m1, err1 := Read(b)
+		m2, err2 := Read(s)
 		if kindOf(err1) != kindOf(err2) {
 			t.Errorf("%s: error %v, shrunk %v", filepath.Base(p), err1, err2)
 			continue

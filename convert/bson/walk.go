@@ -12,9 +12,6 @@ import (
 	"github.com/safeweights/safeweights/format"
 )
 
-// Converter names this reader in reports.
-const Converter = "safeweights convert/bson 1.0"
-
 // SourceFormat is the source format name recorded in the provenance.
 const SourceFormat = "bson.jl"
 
@@ -47,7 +44,7 @@ type pending struct {
 
 type walker struct {
 	data []byte
-	opts Options
+	opts options
 	lim  Limits
 	m    *convert.Model
 
@@ -98,18 +95,7 @@ type tref struct {
 	idx    int
 }
 
-// Read extracts the model in a BSON.jl file. data is the whole file,
-// typically mapped read-only; the returned tensors' Data alias it, so it
-// must stay mapped while the model is used.
-func Read(data []byte, opts Options) (*convert.Model, error) {
-	w, err := newWalker(data, opts)
-	if err != nil {
-		return nil, err
-	}
-	return w.run()
-}
-
-func newWalker(data []byte, opts Options) (*walker, error) {
+func newWalker(data []byte, opts options) (*walker, error) {
 	lim, err := opts.Limits.withDefaults()
 	if err != nil {
 		return nil, err

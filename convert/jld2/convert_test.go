@@ -2,6 +2,7 @@ package jld2
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -61,7 +62,7 @@ func FuzzRead(f *testing.F) {
 	}
 	lim := Limits{MaxDecodedBytes: 64 << 20, MaxNodes: 1 << 16, MaxObjects: 1 << 14}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := Read(data, Options{Limits: lim})
+		m, err := Read(data, WithLimits(lim))
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) {
@@ -96,12 +97,12 @@ func TestConvertEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := Read(data, Options{})
+			want, err := Read(data)
 			if err != nil {
 				t.Fatal(err)
 			}
 			dst := filepath.Join(t.TempDir(), "out.swt")
-			rep, err := Convert(src, dst, Options{})
+			rep, err := Convert(context.Background(), src, dst)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -132,7 +133,7 @@ func TestConvertEndToEnd(t *testing.T) {
 
 func TestConvertRefusedLeavesNothing(t *testing.T) {
 	dst := filepath.Join(t.TempDir(), "out.swt")
-	_, err := Convert(filepath.Join("testdata", "external-link.h5"), dst, Options{})
+	_, err := Convert(context.Background(), filepath.Join("testdata", "external-link.h5"), dst)
 	if !errors.Is(err, convert.ErrRefused) {
 		t.Fatalf("got %v", err)
 	}
@@ -252,7 +253,7 @@ func BenchmarkConvertContiguous(b *testing.B) {
 	b.ResetTimer()
 	var peak uint64
 	for b.Loop() {
-		if _, err := Convert(src, dst, Options{}); err != nil {
+		if _, err := Convert(context.Background(), src, dst); err != nil {
 			b.Fatal(err)
 		}
 		var ms runtime.MemStats

@@ -1,6 +1,7 @@
 package jld2_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"os"
@@ -16,7 +17,7 @@ func ExampleConvert() {
 	dir, _ := os.MkdirTemp("", "jld2-example")
 	defer os.RemoveAll(dir)
 
-	rep, err := jld2.Convert(filepath.Join("testdata", "float16-bool.h5"), filepath.Join(dir, "model.swt"), jld2.Options{})
+	rep, err := jld2.Convert(context.Background(), filepath.Join("testdata", "float16-bool.h5"), filepath.Join(dir, "model.swt"))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -124,7 +124,7 @@ func TestFixtures(t *testing.T) {
 			if err := json.Unmarshal(mb, &man); err != nil {
 				t.Fatal(err)
 			}
-			m, err := Read(data, Options{})
+			m, err := Read(data)
 			if strings.Contains(name, "cuarray_gpu") {
 				if !errors.Is(err, convert.ErrNoWeights) {
 					t.Fatalf("GPU file: got %v, want ErrNoWeights", err)

@@ -134,7 +134,7 @@ func indexHostile(t testing.TB) map[string]struct {
 func TestIndexHostile(t *testing.T) {
 	for name, c := range indexHostile(t) {
 		t.Run(name, func(t *testing.T) {
-			_, err := Read(c.data, Options{})
+			_, err := Read(c.data)
 			var e *Error
 			if !errors.Is(err, c.want) || !errors.As(err, &e) {
 				t.Fatalf("got %v, want %v as *Error", err, c.want)

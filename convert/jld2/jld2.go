@@ -79,8 +79,8 @@ func (l Limits) withDefaults() (Limits, error) {
 	return l, nil
 }
 
-// Options control Read.
-type Options struct {
+// options are what a read takes from its convert.Options.
+type options struct {
 	convert.Options
 	Limits Limits
 }
@@ -117,14 +117,20 @@ func errAt(kind error, off int64, format string, args ...any) *Error {
 
 // Read extracts the model from data, the whole JLD2 file (typically a
 // read-only mapping). The Data of tensors stored contiguously or compactly
-// aliases data; chunked tensors are decompressed into new memory.
-func Read(data []byte, opts Options) (*convert.Model, error) {
-	m, _, err := read(data, opts)
+// aliases data; chunked tensors are decompressed into new memory. Of opts,
+// Read uses convert.WithIncludeOptimizer, convert.WithStrict and
+// WithLimits.
+func Read(data []byte, opts ...convert.Option) (*convert.Model, error) {
+	o, err := resolve(opts)
+	if err != nil {
+		return nil, err
+	}
+	m, _, err := read(data, o)
 	return m, err
 }
 
 // read is Read that also returns the file's work counters, for tests.
-func read(data []byte, opts Options) (*convert.Model, *file, error) {
+func read(data []byte, opts options) (*convert.Model, *file, error) {
 	lim, err := opts.Limits.withDefaults()
 	if err != nil {
 		return nil, nil, err

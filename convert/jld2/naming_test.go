@@ -69,7 +69,7 @@ func TestLegacyDenseFields(t *testing.T) {
 	bias := b.f32Dataset([]uint64{2}, []float32{1, 2})
 	dense := b.committed(dtCompound([]string{"W", "b"}, [][]byte{dtRef(), dtRef()}, []uint32{8, 8}), "Flux.Dense")
 	layer := b.object(mSpace(), mShared(dense), mCompact(u64s(w, bias)))
-	m, err := Read(b.finish(b.group([]string{"model"}, []uint64{layer})), Options{})
+	m, err := Read(b.finish(b.group([]string{"model"}, []uint64{layer})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestDictNames(t *testing.T) {
 	keys := b.heap([]byte("enc"), []byte("dec"))
 	pt := dtCompound([]string{"first", "second"}, [][]byte{dtVlenString(), dtRef()}, []uint32{16, 8})
 	pairs := append(append(vlenRef(3, keys, 1), u64s(enc)...), append(vlenRef(3, keys, 2), u64s(dec)...)...)
-	m, err := Read(dictFile(b, pt, pairs, 2), Options{})
+	m, err := Read(dictFile(b, pt, pairs, 2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestDictNames(t *testing.T) {
 	k1 := b.f32Dataset([]uint64{2}, []float32{1, 2})
 	v1 := b.f32Dataset([]uint64{2}, []float32{0, 0})
 	pt = dtCompound([]string{"first", "second"}, [][]byte{dtRef(), dtRef()}, []uint32{8, 8})
-	m, err = Read(dictFile(b, pt, u64s(k1, v1), 1), Options{})
+	m, err = Read(dictFile(b, pt, u64s(k1, v1), 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestRestructureIsModel(t *testing.T) {
 	leaf := b.committed(dtCompound([]string{"state"}, [][]byte{dtRef()}, []uint32{8}), "Optimisers.Leaf")
 	r := b.object(mSpace(), mShared(re), mCompact(u64s(w)))
 	l := b.object(mSpace(), mShared(leaf), mCompact(u64s(st)))
-	m, err := Read(b.finish(b.group([]string{"re", "leaf"}, []uint64{r, l})), Options{})
+	m, err := Read(b.finish(b.group([]string{"re", "leaf"}, []uint64{r, l})))
 	if err != nil {
 		t.Fatal(err)
 	}

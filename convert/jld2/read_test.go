@@ -45,7 +45,7 @@ func TestGenerated(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := Read(data, Options{})
+			m, err := Read(data)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,7 +85,7 @@ func TestGeneratedRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = Read(data, Options{})
+			_, err = Read(data)
 			var e *Error
 			if !errors.Is(err, want) || !errors.As(err, &e) {
 				t.Fatalf("got %v, want %v as *Error", err, want)
@@ -98,7 +98,7 @@ func TestContiguousAliasesInput(t *testing.T) {
 	b := newH5()
 	w := b.f32Dataset([]uint64{2, 3}, []float32{1, 2, 3, 4, 5, 6})
 	data := b.finish(b.group([]string{"w"}, []uint64{w}))
-	m, err := Read(data, Options{})
+	m, err := Read(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestSharedArrayAliases(t *testing.T) {
 	inner := structFile(b, []string{"weight", "tied"}, []uint64{w, w})
 	outer := structFile(b, []string{"a", "b"}, []uint64{inner, inner})
 	data := b.finish(b.group([]string{"model"}, []uint64{outer}))
-	m, err := Read(data, Options{})
+	m, err := Read(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func hostile() map[string]struct {
 func TestHostile(t *testing.T) {
 	for name, c := range hostile() {
 		t.Run(name, func(t *testing.T) {
-			_, err := Read(c.data, Options{})
+			_, err := Read(c.data)
 			var e *Error
 			if !errors.Is(err, c.want) || !errors.As(err, &e) {
 				t.Fatalf("got %v, want %v as *Error", err, c.want)
@@ -248,10 +248,10 @@ func TestHostile(t *testing.T) {
 }
 
 func TestLimitsValidated(t *testing.T) {
-	if _, err := Read(nil, Options{Limits: Limits{MaxDepth: -1}}); err == nil {
+	if _, err := Read(nil, WithLimits(Limits{MaxDepth: -1})); err == nil {
 		t.Fatal("negative limit accepted")
 	}
-	if _, err := Read([]byte("not hdf5"), Options{}); !errors.Is(err, convert.ErrMalformed) {
+	if _, err := Read([]byte("not hdf5")); !errors.Is(err, convert.ErrMalformed) {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -261,7 +261,7 @@ func TestOptimizerDropped(t *testing.T) {
 	w := b.f32Dataset([]uint64{2}, []float32{1, 2})
 	m1 := b.f32Dataset([]uint64{2}, []float32{0, 0})
 	data := b.finish(b.group([]string{"model_state", "opt_state"}, []uint64{w, m1}))
-	m, err := Read(data, Options{})
+	m, err := Read(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestOptimizerDropped(t *testing.T) {
 	if !slices.ContainsFunc(m.Report.Dropped, func(d convert.Dropped) bool { return d.Kind == convert.DropOptimizer }) {
 		t.Fatal("optimiser state not reported")
 	}
-	m, err = Read(data, Options{Options: convert.Options{IncludeOptimizer: true}})
+	m, err = Read(data, convert.WithIncludeOptimizer())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func newWalker(f *file, opts convert.Options) *walker {
 			Metadata:     map[string]string{},
 			Report: convert.Report{
 				SourceFormat: "jld2",
-				Converter:    "safeweights convert/jld2",
+				Converter:    Converter,
 				Tensors:      []convert.ReportTensor{},
 				Dropped:      []convert.Dropped{},
 			},

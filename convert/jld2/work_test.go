@@ -130,7 +130,7 @@ func workCases() map[string]struct {
 func TestWorkCases(t *testing.T) {
 	for name, c := range workCases() {
 		t.Run(name, func(t *testing.T) {
-			_, err := Read(c.data, Options{})
+			_, err := Read(c.data)
 			var e *Error
 			if !errors.Is(err, c.want) || !errors.As(err, &e) {
 				t.Fatalf("got %v, want %v as *Error", err, c.want)
@@ -211,7 +211,7 @@ func TestWorkBounded(t *testing.T) {
 	for name, data := range workInputs(t) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		_, f, _ := read(data, Options{Limits: lim})
+		_, f, _ := read(data, options{Limits: lim})
 		runtime.ReadMemStats(&after)
 		if f == nil {
 			continue

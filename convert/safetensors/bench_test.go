@@ -1,6 +1,7 @@
 package safetensors
 
 import (
+	"context"
 	"encoding/binary"
 	"io"
 	"math/rand/v2"
@@ -103,7 +104,7 @@ func BenchmarkImport(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := ReadHeader(f, st.Size(), Options{}); err != nil {
+			if _, err := ReadHeader(f, st.Size(), Limits{}); err != nil {
 				b.Fatal(err)
 			}
 			f.Close()
@@ -112,7 +113,7 @@ func BenchmarkImport(b *testing.B) {
 	b.Run("convert", func(b *testing.B) {
 		b.SetBytes(st.Size())
 		for b.Loop() {
-			if _, err := Convert(src, dst+".swt", Options{}); err != nil {
+			if _, err := Convert(context.Background(), src, dst+".swt"); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -3,6 +3,7 @@ package safetensors
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -11,20 +12,49 @@ import (
 
 	"github.com/safeweights/safeweights/convert"
 	"github.com/safeweights/safeweights/decode"
-	"github.com/safeweights/safeweights/encode"
 	"github.com/safeweights/safeweights/internal/atomicfile"
 )
 
+// Version is this converter's version: that of spec/convert-safetensors.md,
+// the rules it implements. It is recorded, as part of Converter, in the
+// provenance of every file it writes and in its reports.
+const Version = "1.0"
+
+// Converter names this converter and its version in provenance, reports
+// and 'safeweights version' (convert.ConverterName).
+const Converter = "safeweights/convert/safetensors " + Version
+
+var limitsKey = convert.NewKey[Limits]("safetensors.Limits")
+
+// WithLimits sets the limits of a safetensors read (zero fields: defaults).
+// A limit out of range is an error when the read or conversion starts.
+// Other converters ignore this option.
+func WithLimits(l Limits) convert.Option {
+	return limitsKey.Option(l, func(l Limits) error { _, err := l.withDefaults(); return err })
+}
+
+func resolve(opts []convert.Option) (Limits, error) {
+	s, err := convert.NewSettings(opts...)
+	if err != nil {
+		return Limits{}, err
+	}
+	lim, _ := limitsKey.Get(s)
+	return lim, nil
+}
+
 // Convert converts the safetensors file src into the safeweights file dst.
 // The source is mapped read-only and its tensor bytes are streamed into dst
-// without a copy in between; nothing is left at dst on failure.
-func Convert(src, dst string, opts Options, encOpts ...encode.Option) (*convert.Report, error) {
-	if _, err := opts.withDefaults(); err != nil {
+// without a copy in between. opts are Read's and those of
+// convert.WriteFile (encoder options, progress). ctx is checked between
+// tensors; nothing is left at dst on failure or cancellation.
+func Convert(ctx context.Context, src, dst string, opts ...convert.Option) (*convert.Report, error) {
+	lim, err := resolve(opts)
+	if err != nil {
 		return nil, err
 	}
-	return convert.Convert(src, dst, func(data []byte) (*convert.Model, error) {
-		return Read(data, opts)
-	}, encOpts...)
+	return convert.Convert(ctx, src, dst, func(data []byte) (*convert.Model, error) {
+		return read(data, lim)
+	}, opts...)
 }
 
 // Export writes the tensors and metadata of the safeweights file f to dst
@@ -41,8 +71,20 @@ func Convert(src, dst string, opts Options, encOpts ...encode.Option) (*convert.
 // tensor is described by its index until it is written, names are compared
 // in the header itself, and the JSON header is written as it is produced,
 // after a first pass that measures it.
-func Export(f *decode.File, dst string) error {
+//
+// Of opts, Export uses convert.WithProgress (canonical bytes copied). ctx
+// is checked before each tensor; a cancelled export returns ctx's error,
+// wrapped, and leaves nothing at dst.
+func Export(ctx context.Context, f *decode.File, dst string, opts ...convert.Option) error {
+	s, err := convert.NewSettings(opts...)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("safetensors: %w", err)
+	}
 	n := f.NumTensors()
+	var done, total int64
 	order := make([]int32, n)
 	rank := make([]int8, n)
 	for i := range n {
@@ -51,6 +93,12 @@ func Export(f *decode.File, dst string) error {
 			return err
 		}
 		order[i], rank[i] = int32(i), int8(alignRank[t.DType])
+		total += t.Length
+	}
+	progress := func() {
+		if s.Progress != nil {
+			s.Progress(done, total)
+		}
 	}
 	// Names are unique in a valid file (R22), so no duplicate check.
 	slices.SortFunc(order, func(a, b int32) int {
@@ -106,23 +154,35 @@ func Export(f *decode.File, dst string) error {
 		for range pad {
 			bw.WriteByte(' ')
 		}
+		progress()
 		for _, i := range order {
-			if _, err := f.TensorAt(int(i)).CopyTo(bw); err != nil {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("safetensors: %w", err)
+			}
+			c, err := f.TensorAt(int(i)).CopyTo(bw)
+			if err != nil {
 				return err
 			}
+			done += c
+			progress()
 		}
 		return bw.Flush()
 	})
 }
 
-// ExportFile opens the safeweights file src and exports it to dst.
-func ExportFile(src, dst string, opts ...decode.Option) error {
-	f, err := decode.Open(src, opts...)
+// ExportFile opens the safeweights file src, with the decode options given
+// by convert.WithDecodeOptions, and exports it to dst as Export does.
+func ExportFile(ctx context.Context, src, dst string, opts ...convert.Option) error {
+	s, err := convert.NewSettings(opts...)
+	if err != nil {
+		return err
+	}
+	f, err := decode.OpenContext(ctx, src, s.Decode...)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return Export(f, dst)
+	return Export(ctx, f, dst, opts...)
 }
 
 // writeAtomic writes dst through a temporary file in the same directory,

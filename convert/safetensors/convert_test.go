@@ -2,6 +2,7 @@ package safetensors
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -30,7 +31,7 @@ func readFile(t testing.TB, path string) *convert.Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Read(data, Options{})
+	m, err := Read(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func TestRoundTrip(t *testing.T) {
 		out := filepath.Join(dir, "out.safetensors")
 		writeFile(t, src, in, meta)
 
-		rep, err := Convert(src, swt, Options{})
+		rep, err := Convert(context.Background(), src, swt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +74,7 @@ func TestRoundTrip(t *testing.T) {
 			mid = append(mid, convert.Tensor{Name: tn.Name, DType: tn.DType, Shape: tn.Shape, Data: b})
 		}
 		compareTensors(t, in, mid)
-		if err := Export(f, out); err != nil {
+		if err := Export(context.Background(), f, out); err != nil {
 			t.Fatal(err)
 		}
 		// Export streams its header; it must lay the file out byte for
@@ -121,7 +122,7 @@ func TestExportCompressedAndUnmapped(t *testing.T) {
 	}
 
 	out := filepath.Join(dir, "mapped.safetensors")
-	if err := ExportFile(swt, out); err != nil {
+	if err := ExportFile(context.Background(), swt, out); err != nil {
 		t.Fatal(err)
 	}
 	m := readFile(t, out)
@@ -141,7 +142,7 @@ func TestExportCompressedAndUnmapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	out2 := filepath.Join(dir, "reader.safetensors")
-	if err := Export(f, out2); err != nil {
+	if err := Export(context.Background(), f, out2); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := os.ReadFile(out)
@@ -167,7 +168,7 @@ func TestExportRefusesC128(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out.safetensors")
-	if err := ExportFile(swt, out); !errors.Is(err, ErrExport) || !errors.Is(err, convert.ErrUnsupported) {
+	if err := ExportFile(context.Background(), swt, out); !errors.Is(err, ErrExport) || !errors.Is(err, convert.ErrUnsupported) {
 		t.Fatalf("got %v, want ErrExport", err)
 	}
 	ents, _ := os.ReadDir(dir)
@@ -185,7 +186,7 @@ func TestConvertHostileLeavesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		dst := filepath.Join(dir, "out.swt")
-		if _, err := Convert(src, dst, c.opts); !errors.Is(err, c.want) {
+		if _, err := Convert(context.Background(), src, dst, WithLimits(c.opts)); !errors.Is(err, c.want) {
 			t.Fatalf("%s: got %v, want %v", c.name, err, c.want)
 		}
 		if _, err := os.Stat(dst); !os.IsNotExist(err) {

@@ -21,10 +21,10 @@ func (k *kind) Unwrap() error { return k.parent }
 // The rules a safetensors file can break (spec/convert-safetensors.md
 // section 3). Every error Read returns for a bad file wraps exactly one.
 var (
-	// ErrHeaderTooLarge: the declared header length is over Options.MaxHeaderSize (S2).
+	// ErrHeaderTooLarge: the declared header length is over Limits.MaxHeaderSize (S2).
 	ErrHeaderTooLarge error = &kind{"header length over the limit", convert.ErrLimit}
 	// ErrOverLimit: more tensors, a higher rank or a longer name than
-	// Options allow (S2).
+	// Limits allow (S2).
 	ErrOverLimit error = &kind{"over a limit of the reader", convert.ErrLimit}
 	// ErrHeaderLength: the file is shorter than 8 bytes, or the declared
 	// header runs past the end of the file (S2).

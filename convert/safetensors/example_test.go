@@ -1,6 +1,7 @@
 package safetensors_test
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"log"
@@ -33,7 +34,7 @@ func ExampleConvert() {
 	writeSafetensors(src)
 
 	dst := filepath.Join(dir, "model.swt")
-	rep, err := safetensors.Convert(src, dst, safetensors.Options{})
+	rep, err := safetensors.Convert(context.Background(), src, dst)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func ExampleConvert() {
 	}
 
 	back := filepath.Join(dir, "back.safetensors")
-	if err := safetensors.ExportFile(dst, back); err != nil {
+	if err := safetensors.ExportFile(context.Background(), dst, back); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("exported:", filepath.Base(back))

@@ -1,6 +1,7 @@
 package safetensors
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -22,8 +23,8 @@ func fixturesDir(t *testing.T) string { return fixtures.Require(t, "") }
 func TestFixturesRoundTrip(t *testing.T) {
 	fx := fixturesDir(t)
 	readers := map[string]func(data []byte) (*convert.Model, error){
-		".jld2": func(data []byte) (*convert.Model, error) { return jld2.Read(data, jld2.Options{}) },
-		".bson": func(data []byte) (*convert.Model, error) { return bson.Read(data, bson.Options{}) },
+		".jld2": func(data []byte) (*convert.Model, error) { return jld2.Read(data) },
+		".bson": func(data []byte) (*convert.Model, error) { return bson.Read(data) },
 	}
 	var files []string
 	for _, sub := range []string{"flux-jld2", "flux-bson"} {
@@ -42,14 +43,14 @@ func TestFixturesRoundTrip(t *testing.T) {
 		t.Run(filepath.Base(src), func(t *testing.T) {
 			dir := t.TempDir()
 			swt := filepath.Join(dir, "a.swt")
-			if _, err := convert.Convert(src, swt, readers[filepath.Ext(src)]); err != nil {
+			if _, err := convert.Convert(context.Background(), src, swt, readers[filepath.Ext(src)]); err != nil {
 				// The Flux readers' own tests decide which fixtures they
 				// must convert; this test needs only those they do.
 				t.Skipf("source converter: %v", err)
 			}
 			want, _ := swtTensors(t, swt)
 			st := filepath.Join(dir, "b.safetensors")
-			if err := ExportFile(swt, st); err != nil {
+			if err := ExportFile(context.Background(), swt, st); err != nil {
 				if errors.Is(err, ErrExport) {
 					t.Skipf("not representable in safetensors: %v", err)
 				}
@@ -57,7 +58,7 @@ func TestFixturesRoundTrip(t *testing.T) {
 			}
 			compareTensors(t, want, readFile(t, st).Tensors)
 			swt2 := filepath.Join(dir, "c.swt")
-			if _, err := Convert(st, swt2, Options{}); err != nil {
+			if _, err := Convert(context.Background(), st, swt2); err != nil {
 				t.Fatal(err)
 			}
 			got, meta := swtTensors(t, swt2)

@@ -29,9 +29,10 @@ func FuzzRead(f *testing.F) {
 	}
 	f.Add(rawFile(`{"__metadata__":null,"a\ud83d\ude00":{"dtype":"U8","shape":[],"data_offsets":[0,1]}}`, []byte{7}))
 	f.Fuzz(func(t *testing.T, file []byte) {
-		opts := Options{MaxTensors: 1 << 12}
+		lim := Limits{MaxTensors: 1 << 12}
+		opts := WithLimits(lim)
 		m, err := Read(file, opts)
-		_, herr := ReadHeader(bytes.NewReader(file), int64(len(file)), opts)
+		_, herr := ReadHeader(bytes.NewReader(file), int64(len(file)), lim)
 		if (err == nil) != (herr == nil) {
 			t.Fatalf("Read: %v; ReadHeader: %v", err, herr)
 		}

@@ -19,10 +19,10 @@ import (
 // the Rust safetensors loader (100,000,000 bytes).
 const DefaultMaxHeaderSize = 100_000_000
 
-// Options bound what the reader accepts (spec/convert-safetensors.md
+// Limits bound what the reader accepts (spec/convert-safetensors.md
 // section 2). The zero value of a field means its default; a negative value
 // is an error.
-type Options struct {
+type Limits struct {
 	// MaxHeaderSize bounds the JSON header in bytes. Default
 	// DefaultMaxHeaderSize, as in the Rust loader.
 	MaxHeaderSize int64
@@ -40,10 +40,10 @@ type Options struct {
 	MaxShards int
 }
 
-// DefaultMaxShards is the default of Options.MaxShards.
+// DefaultMaxShards is the default of Limits.MaxShards.
 const DefaultMaxShards = 4096
 
-func (o Options) withDefaults() (Options, error) {
+func (o Limits) withDefaults() (Limits, error) {
 	switch {
 	case o.MaxHeaderSize < 0:
 		return o, fmt.Errorf("safetensors: MaxHeaderSize %d is negative", o.MaxHeaderSize)
@@ -125,9 +125,9 @@ func (t TensorInfo) Len() int64 { return t.End - t.Begin }
 // ReadHeader reads and validates the header of the safetensors file of the
 // given size that r reads, without reading tensor data. It allocates no
 // more than the header's length, which is checked against size and
-// opts.MaxHeaderSize first.
-func ReadHeader(r io.ReaderAt, size int64, opts Options) (*Header, error) {
-	opts, err := opts.withDefaults()
+// lim.MaxHeaderSize first.
+func ReadHeader(r io.ReaderAt, size int64, lim Limits) (*Header, error) {
+	lim, err := lim.withDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +138,7 @@ func ReadHeader(r io.ReaderAt, size int64, opts Options) (*Header, error) {
 	if err := readFull(r, prefix[:], 0); err != nil {
 		return nil, err
 	}
-	n, err := headerLength(prefix[:], size, opts)
+	n, err := headerLength(prefix[:], size, lim)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +146,7 @@ func ReadHeader(r io.ReaderAt, size int64, opts Options) (*Header, error) {
 	if err := readFull(r, hdr, 8); err != nil {
 		return nil, err
 	}
-	return parseHeader(hdr, size, opts)
+	return parseHeader(hdr, size, lim)
 }
 
 // readFull reads len(p) bytes at off. The io.ReaderAt contract lets a
@@ -163,28 +163,28 @@ func readFull(r io.ReaderAt, p []byte, off int64) error {
 }
 
 // ParseHeader validates the header of a whole safetensors file held in data.
-func ParseHeader(data []byte, opts Options) (*Header, error) {
-	opts, err := opts.withDefaults()
+func ParseHeader(data []byte, lim Limits) (*Header, error) {
+	lim, err := lim.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	if len(data) < 8 {
 		return nil, errorf(ErrHeaderLength, 0, "", "file shorter than 8 bytes")
 	}
-	n, err := headerLength(data[:8], int64(len(data)), opts)
+	n, err := headerLength(data[:8], int64(len(data)), lim)
 	if err != nil {
 		return nil, err
 	}
-	return parseHeader(data[8:8+n], int64(len(data)), opts)
+	return parseHeader(data[8:8+n], int64(len(data)), lim)
 }
 
 // headerLength reads the 8-byte little-endian header length and checks it
 // against the limit and the file size (S2).
-func headerLength(prefix []byte, size int64, opts Options) (int64, error) {
+func headerLength(prefix []byte, size int64, lim Limits) (int64, error) {
 	n := binary.LittleEndian.Uint64(prefix)
-	if n > uint64(opts.MaxHeaderSize) {
+	if n > uint64(lim.MaxHeaderSize) {
 		return 0, errorf(ErrHeaderTooLarge, 0, "",
-			"header length "+strconv.FormatUint(n, 10)+" over the limit of "+strconv.FormatInt(opts.MaxHeaderSize, 10))
+			"header length "+strconv.FormatUint(n, 10)+" over the limit of "+strconv.FormatInt(lim.MaxHeaderSize, 10))
 	}
 	// n <= MaxHeaderSize <= MaxInt64, and size >= 8.
 	if int64(n) > size-8 {
@@ -196,7 +196,7 @@ func headerLength(prefix []byte, size int64, opts Options) (int64, error) {
 
 // parseHeader parses the JSON header hdr (the bytes after the length) of a
 // file of the given size, and validates the layout of the data (S3-S9).
-func parseHeader(hdr []byte, size int64, opts Options) (*Header, error) {
+func parseHeader(hdr []byte, size int64, lim Limits) (*Header, error) {
 	// S3: UTF-8, starting with '{'. The Rust loader checks UTF-8 over the
 	// whole header before parsing.
 	if !utf8.Valid(hdr) {
@@ -231,17 +231,17 @@ func parseHeader(hdr []byte, size int64, opts Options) (*Header, error) {
 				return nil, err
 			}
 		} else {
-			if err := checkName(key, keyOff, opts); err != nil {
+			if err := checkName(key, keyOff, lim); err != nil {
 				return nil, err
 			}
 			if _, dup := seen[key]; dup {
 				return nil, errorf(ErrDuplicateName, keyOff, key, "")
 			}
-			if len(h.Tensors) >= opts.MaxTensors {
-				return nil, &Error{Offset: keyOff, Reason: "more than " + strconv.Itoa(opts.MaxTensors) + " tensors", Err: ErrOverLimit}
+			if len(h.Tensors) >= lim.MaxTensors {
+				return nil, &Error{Offset: keyOff, Reason: "more than " + strconv.Itoa(lim.MaxTensors) + " tensors", Err: ErrOverLimit}
 			}
 			seen[key] = struct{}{}
-			t, err := parseEntry(s, key, opts)
+			t, err := parseEntry(s, key, lim)
 			if err != nil {
 				return nil, err
 			}
@@ -265,15 +265,15 @@ func parseHeader(hdr []byte, size int64, opts Options) (*Header, error) {
 	return h, nil
 }
 
-func checkName(name string, off int64, opts Options) error {
+func checkName(name string, off int64, lim Limits) error {
 	switch {
 	case name == "":
 		return errorf(ErrName, off, "", "empty name")
 	case strings.IndexByte(name, 0) >= 0:
 		return errorf(ErrName, off, name, "name holds NUL")
-	case len(name) > opts.MaxNameLength:
+	case len(name) > lim.MaxNameLength:
 		return &Error{Offset: off, Reason: "tensor name of " + strconv.Itoa(len(name)) +
-			" bytes, over the limit of " + strconv.Itoa(opts.MaxNameLength), Err: ErrOverLimit}
+			" bytes, over the limit of " + strconv.Itoa(lim.MaxNameLength), Err: ErrOverLimit}
 	}
 	return nil
 }
@@ -327,7 +327,7 @@ func parseMetadata(s *scanner) (map[string]string, error) {
 // parseEntry reads one tensor entry {dtype, shape, data_offsets} (S4, S7).
 // Unknown fields are refused: the Rust loader ignores them, but a field it
 // ignores is information a conversion would drop silently.
-func parseEntry(s *scanner, name string, opts Options) (TensorInfo, error) {
+func parseEntry(s *scanner, name string, lim Limits) (TensorInfo, error) {
 	t := TensorInfo{Name: name}
 	if s.peek() != '{' {
 		return t, s.schema(name, "tensor entry is not an object")
@@ -383,9 +383,9 @@ func parseEntry(s *scanner, name string, opts Options) (TensorInfo, error) {
 			}
 			t.Shape = []int64{}
 			for !empty {
-				if len(t.Shape) >= opts.MaxRank {
+				if len(t.Shape) >= lim.MaxRank {
 					return t, &Error{Offset: s.off(), Tensor: name,
-						Reason: "rank over the limit of " + strconv.Itoa(opts.MaxRank), Err: ErrOverLimit}
+						Reason: "rank over the limit of " + strconv.Itoa(lim.MaxRank), Err: ErrOverLimit}
 				}
 				d, err := s.uint(name, "dimension")
 				if err != nil {

@@ -1,12 +1,12 @@
 package safetensors
 
 import (
+	"context"
 	"crypto"
 	"path/filepath"
 	"time"
 
 	"github.com/safeweights/safeweights/convert"
-	"github.com/safeweights/safeweights/encode"
 	"github.com/safeweights/safeweights/shard"
 )
 
@@ -20,9 +20,9 @@ const IndexName = "model" + shard.Ext
 // the model modelID. Each signer (Ed25519) signs the index with comment;
 // with no signer the index is written unsigned, and readers that require a
 // trusted signature refuse it until it is signed. It returns the shard
-// reports and the index's path.
-func ConvertShardsIndexed(indexPath, dstDir, modelID string, signers []crypto.Signer, comment string, opts Options, encOpts ...encode.Option) ([]*convert.Report, string, error) {
-	reports, err := ConvertShards(indexPath, dstDir, opts, encOpts...)
+// reports and the index's path. opts are as for ConvertShards.
+func ConvertShardsIndexed(ctx context.Context, indexPath, dstDir, modelID string, signers []crypto.Signer, comment string, opts ...convert.Option) ([]*convert.Report, string, error) {
+	reports, err := ConvertShards(ctx, indexPath, dstDir, opts...)
 	if err != nil {
 		return nil, "", err
 	}

@@ -17,7 +17,7 @@ func TestConvertShardsIndexed(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
 	index, all := shardedCheckpoint(t, src)
 	priv := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
-	reports, out, err := ConvertShardsIndexed(index, dst, "test/model@1", []crypto.Signer{priv}, "converted", Options{})
+	reports, out, err := ConvertShardsIndexed(context.Background(), index, dst, "test/model@1", []crypto.Signer{priv}, "converted")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestConvertShardsIndexed(t *testing.T) {
 		}
 	}
 	// Unsigned when no signer is given: refused under a key ring.
-	_, out, err = ConvertShardsIndexed(index, t.TempDir(), "test/model@1", nil, "", Options{})
+	_, out, err = ConvertShardsIndexed(context.Background(), index, t.TempDir(), "test/model@1", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,18 +7,24 @@ import (
 // SourceFormat is the provenance name of safetensors sources.
 const SourceFormat = "safetensors"
 
-// Converter names this package in conversion reports and provenance.
-const Converter = "safeweights/convert/safetensors"
-
 // Read parses the safetensors file held in data and returns its tensors
 // in data order. Tensor data aliases data (no copy), so data must outlive
 // the model and must not be modified; the header's __metadata__ becomes the
 // model's metadata.
 //
 // Every rule of spec/convert-safetensors.md is checked before Read returns:
-// a file Read accepts is one the Rust safetensors loader accepts too.
-func Read(data []byte, opts Options) (*convert.Model, error) {
-	h, err := ParseHeader(data, opts)
+// a file Read accepts is one the Rust safetensors loader accepts too. Of
+// opts, Read uses WithLimits.
+func Read(data []byte, opts ...convert.Option) (*convert.Model, error) {
+	lim, err := resolve(opts)
+	if err != nil {
+		return nil, err
+	}
+	return read(data, lim)
+}
+
+func read(data []byte, lim Limits) (*convert.Model, error) {
+	h, err := ParseHeader(data, lim)
 	if err != nil {
 		return nil, err
 	}

@@ -26,7 +26,7 @@ func rawFile(header string, data []byte) []byte {
 type hostileCase struct {
 	name string
 	file []byte
-	opts Options
+	opts Limits
 	want error
 }
 
@@ -44,7 +44,7 @@ func hostileFiles() []hostileCase {
 	return []hostileCase{
 		{name: "header-length-huge", file: huge, want: ErrHeaderTooLarge},
 		{name: "header-length-over-limit", file: overLimit, want: ErrHeaderTooLarge},
-		{name: "header-length-over-option", file: rawFile(`{"a":`+f32x2+`}`, eight), opts: Options{MaxHeaderSize: 16}, want: ErrHeaderTooLarge},
+		{name: "header-length-over-option", file: rawFile(`{"a":`+f32x2+`}`, eight), opts: Limits{MaxHeaderSize: 16}, want: ErrHeaderTooLarge},
 		{name: "header-length-past-eof", file: pastEOF, want: ErrHeaderLength},
 		{name: "file-shorter-than-8-bytes", file: []byte{2, 0, 0}, want: ErrHeaderLength},
 		{name: "empty-file", file: nil, want: ErrHeaderLength},
@@ -101,7 +101,7 @@ func hostileFiles() []hostileCase {
 		{name: "hole-at-start", file: rawFile(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, eight), want: ErrHole},
 		{name: "trailing-bytes", file: rawFile(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, eight[:6]), want: ErrTrailing},
 		{name: "trailing-bytes-no-tensors", file: rawFile(`{}`, eight), want: ErrTrailing},
-		{name: "too-many-tensors", file: rawFile(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, eight), opts: Options{MaxTensors: 1}, want: ErrOverLimit},
+		{name: "too-many-tensors", file: rawFile(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, eight), opts: Limits{MaxTensors: 1}, want: ErrOverLimit},
 		{name: "rank-over-limit", file: rawFile(`{"a":{"dtype":"U8","shape":[`+strings.Repeat("1,", 16)+`8],"data_offsets":[0,8]}}`, eight), want: ErrOverLimit},
 		{name: "name-over-limit", file: rawFile(`{"`+strings.Repeat("n", 1025)+`":`+f32x2+`}`, eight), want: ErrOverLimit},
 	}
@@ -110,7 +110,7 @@ func hostileFiles() []hostileCase {
 func TestReadHostile(t *testing.T) {
 	for _, c := range hostileFiles() {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Read(c.file, c.opts)
+			_, err := Read(c.file, WithLimits(c.opts))
 			if !errors.Is(err, c.want) {
 				t.Fatalf("Read: got %v, want %v", err, c.want)
 			}
@@ -156,7 +156,7 @@ func TestReadValid(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			m, err := Read(c.file, Options{})
+			m, err := Read(c.file)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,7 +191,7 @@ func TestReadValid(t *testing.T) {
 // appending to one tensor's data cannot clobber the next.
 func TestReadAliases(t *testing.T) {
 	file := rawFile(`{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}}`, []byte{1, 2, 3, 4})
-	m, err := Read(file, Options{})
+	m, err := Read(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		file := buf.Bytes()
-		m, err := Read(file, Options{})
+		m, err := Read(file)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -293,7 +293,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 		}
 		// Every tensor is aligned to its element size, as the Rust writer
 		// guarantees, and the header is padded to 8 bytes.
-		h, err := ParseHeader(file, Options{})
+		h, err := ParseHeader(file, Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -370,8 +370,8 @@ func TestWriteRefuses(t *testing.T) {
 
 func TestOptionsInvalid(t *testing.T) {
 	file := rawFile(`{}      `, nil)
-	for _, o := range []Options{{MaxHeaderSize: -1}, {MaxTensors: -1}, {MaxRank: 65}, {MaxNameLength: -1}, {MaxShards: -1}} {
-		if _, err := Read(file, o); err == nil {
+	for _, o := range []Limits{{MaxHeaderSize: -1}, {MaxTensors: -1}, {MaxRank: 65}, {MaxNameLength: -1}, {MaxShards: -1}} {
+		if _, err := Read(file, WithLimits(o)); err == nil {
 			t.Errorf("%+v accepted", o)
 		}
 	}

@@ -1,6 +1,7 @@
 package safetensors
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -13,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/safeweights/safeweights/convert"
-	"github.com/safeweights/safeweights/encode"
 )
 
 // MetaShards is the metadata key under which a sharded conversion records
@@ -40,12 +40,12 @@ type Index struct {
 // "metadata" object; other top-level keys are skipped. Shard names must be
 // plain file names in the index's own directory: a name with a separator,
 // a drive, "." or ".." is refused with ErrShardName.
-func ParseIndex(data []byte, opts Options) (*Index, error) {
-	opts, err := opts.withDefaults()
+func ParseIndex(data []byte, lim Limits) (*Index, error) {
+	lim, err := lim.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(data)) > opts.MaxHeaderSize {
+	if int64(len(data)) > lim.MaxHeaderSize {
 		return nil, errorf(ErrHeaderTooLarge, 0, "", "index of "+strconv.Itoa(len(data))+" bytes")
 	}
 	if !utf8.Valid(data) {
@@ -76,7 +76,7 @@ func ParseIndex(data []byte, opts Options) (*Index, error) {
 		seenTop[key] = true
 		switch key {
 		case "weight_map":
-			if idx.WeightMap, err = parseWeightMap(s, opts); err != nil {
+			if idx.WeightMap, err = parseWeightMap(s, lim); err != nil {
 				return nil, err
 			}
 		case "metadata":
@@ -106,8 +106,8 @@ func ParseIndex(data []byte, opts Options) (*Index, error) {
 	shards := map[string]bool{}
 	for _, f := range idx.WeightMap {
 		if !shards[f] {
-			if len(shards) >= opts.MaxShards {
-				return nil, &Error{Offset: -1, Reason: "more than " + strconv.Itoa(opts.MaxShards) + " shards", Err: ErrOverLimit}
+			if len(shards) >= lim.MaxShards {
+				return nil, &Error{Offset: -1, Reason: "more than " + strconv.Itoa(lim.MaxShards) + " shards", Err: ErrOverLimit}
 			}
 			shards[f] = true
 			idx.Shards = append(idx.Shards, f)
@@ -117,7 +117,7 @@ func ParseIndex(data []byte, opts Options) (*Index, error) {
 	return idx, nil
 }
 
-func parseWeightMap(s *scanner, opts Options) (map[string]string, error) {
+func parseWeightMap(s *scanner, lim Limits) (map[string]string, error) {
 	if s.peek() != '{' {
 		return nil, errorf(ErrIndex, s.off(), "", "weight_map is not an object")
 	}
@@ -135,14 +135,14 @@ func parseWeightMap(s *scanner, opts Options) (map[string]string, error) {
 		if err := s.expect(':'); err != nil {
 			return nil, err
 		}
-		if err := checkName(name, keyOff, opts); err != nil {
+		if err := checkName(name, keyOff, lim); err != nil {
 			return nil, err
 		}
 		if _, dup := wm[name]; dup {
 			return nil, errorf(ErrDuplicateName, keyOff, name, "in weight_map")
 		}
-		if len(wm) >= opts.MaxTensors {
-			return nil, &Error{Offset: keyOff, Reason: "more than " + strconv.Itoa(opts.MaxTensors) + " tensors", Err: ErrOverLimit}
+		if len(wm) >= lim.MaxTensors {
+			return nil, &Error{Offset: keyOff, Reason: "more than " + strconv.Itoa(lim.MaxTensors) + " tensors", Err: ErrOverLimit}
 		}
 		if s.peek() != '"' {
 			return nil, errorf(ErrIndex, s.off(), name, "shard name is not a string")
@@ -259,19 +259,19 @@ func (ss *shardSet) Close() error {
 
 // readSharded reads the index at indexPath and all its shards into one
 // model, in shard order and data order within each shard.
-func readSharded(indexPath string, opts Options) (*convert.Model, *shardSet, error) {
-	opts, err := opts.withDefaults()
+func readSharded(indexPath string, lim Limits) (*convert.Model, *shardSet, error) {
+	lim, err := lim.withDefaults()
 	if err != nil {
 		return nil, nil, err
 	}
 	ss := &shardSet{}
-	if err := checkSize(indexPath, opts.MaxHeaderSize); err != nil {
+	if err := checkSize(indexPath, lim.MaxHeaderSize); err != nil {
 		return nil, nil, err
 	}
 	if ss.index, err = convert.OpenSource(indexPath); err != nil {
 		return nil, nil, err
 	}
-	idx, err := ParseIndex(ss.index.Data, opts)
+	idx, err := ParseIndex(ss.index.Data, lim)
 	if err != nil {
 		ss.Close()
 		return nil, nil, err
@@ -298,7 +298,7 @@ func readSharded(indexPath string, opts Options) (*convert.Model, *shardSet, err
 			return nil, nil, err
 		}
 		ss.sources = append(ss.sources, src)
-		sm, err := Read(src.Data, opts)
+		sm, err := read(src.Data, lim)
 		if err != nil {
 			ss.Close()
 			return nil, nil, fmt.Errorf("safetensors: shard %s: %w", shard, err)
@@ -329,9 +329,9 @@ func readSharded(indexPath string, opts Options) (*convert.Model, *shardSet, err
 				return nil, nil, &Error{Offset: -1, Tensor: t.Name, Err: ErrIndex,
 					Reason: "found in shard " + shard + ", the index puts it in " + want}
 			}
-			if len(m.Tensors) >= opts.MaxTensors {
+			if len(m.Tensors) >= lim.MaxTensors {
 				ss.Close()
-				return nil, nil, &Error{Offset: -1, Reason: "more than " + strconv.Itoa(opts.MaxTensors) + " tensors", Err: ErrOverLimit}
+				return nil, nil, &Error{Offset: -1, Reason: "more than " + strconv.Itoa(lim.MaxTensors) + " tensors", Err: ErrOverLimit}
 			}
 			m.Tensors = append(m.Tensors, t)
 		}
@@ -382,35 +382,25 @@ func checkSize(path string, max int64) error {
 // dst. Only the shards the index names are opened, from the index's
 // directory; every tensor the index lists must be in the shard it names,
 // no tensor may be in two shards, and a tensor a shard holds that the index
-// does not list is dropped and reported (kind orphan).
-func ConvertSharded(indexPath, dst string, opts Options, encOpts ...encode.Option) (*convert.Report, error) {
-	m, ss, err := readSharded(indexPath, opts)
+// does not list is dropped and reported (kind orphan). opts are as for
+// Convert; nothing is left at dst on failure or cancellation.
+func ConvertSharded(ctx context.Context, indexPath, dst string, opts ...convert.Option) (*convert.Report, error) {
+	lim, err := resolve(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("safetensors: %w", err)
+	}
+	m, ss, err := readSharded(indexPath, lim)
 	if err != nil {
 		return nil, err
 	}
 	defer ss.Close()
-	if err := convert.WriteFile(dst, m, ss.index, encOpts...); err != nil {
+	if err := convert.WriteFile(ctx, dst, m, ss.index, opts...); err != nil {
 		return nil, err
 	}
-	return report(m, indexPath, dst, ss.index), nil
-}
-
-// report completes m's report as convert.Convert does.
-func report(m *convert.Model, src, dst string, s *convert.Source) *convert.Report {
-	r := m.Report
-	r.Source = src
-	r.Output = dst
-	r.SourceFormat = m.SourceFormat
-	sum := s.SHA256()
-	r.SourceSHA256 = hex.EncodeToString(sum[:])
-	r.Converter = "safeweights/convert/" + m.SourceFormat + " " + convert.Version
-	r.Tensors = make([]convert.ReportTensor, 0, len(m.Tensors))
-	for _, t := range m.Tensors {
-		r.Tensors = append(r.Tensors, convert.ReportTensor{Name: t.Name, DType: t.DType.String(),
-			Shape: t.Shape, Bytes: int64(len(t.Data))})
-	}
-	slices.SortStableFunc(r.Dropped, func(a, b convert.Dropped) int { return strings.Compare(a.Path, b.Path) })
-	return &r
+	return convert.CompleteReport(m, indexPath, dst, ss.index), nil
 }
 
 // ConvertShards converts a sharded checkpoint into matching shards: one
@@ -419,14 +409,33 @@ func report(m *convert.Model, src, dst string, s *convert.Source) *convert.Repor
 // of the same form as the source index ({"metadata": ..., "weight_map":
 // {tensor: file}}). The same checks as ConvertSharded apply. It returns one
 // report per shard.
-func ConvertShards(indexPath, dstDir string, opts Options, encOpts ...encode.Option) ([]*convert.Report, error) {
-	m, ss, err := readSharded(indexPath, opts)
+//
+// opts are as for Convert; progress counts the bytes of all shards. A
+// failure or cancellation may leave shards already written in dstDir, but
+// never a partial file and never the index.
+func ConvertShards(ctx context.Context, indexPath, dstDir string, opts ...convert.Option) ([]*convert.Report, error) {
+	st, err := convert.NewSettings(opts...)
+	if err != nil {
+		return nil, err
+	}
+	lim, err := resolve(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("safetensors: %w", err)
+	}
+	m, ss, err := readSharded(indexPath, lim)
 	if err != nil {
 		return nil, err
 	}
 	defer ss.Close()
+	var before, total int64 // bytes of the shards written, of all shards
+	for _, t := range m.Tensors {
+		total += int64(len(t.Data))
+	}
 	idxData := ss.index.Data
-	idx, _ := ParseIndex(idxData, opts) // already checked by readSharded
+	idx, _ := ParseIndex(idxData, lim) // already checked by readSharded
 	outs := map[string]string{}
 	for _, shard := range idx.Shards {
 		if prev, dup := outs[strings.ToLower(swtName(shard))]; dup {
@@ -457,10 +466,18 @@ func ConvertShards(indexPath, dstDir string, opts Options, encOpts ...encode.Opt
 			}
 		}
 		dst := filepath.Join(dstDir, out)
-		if err := convert.WriteFile(dst, sm, ss.sources[i], encOpts...); err != nil {
+		shardOpts := opts
+		if st.Progress != nil {
+			base := before
+			shardOpts = append(slices.Clip(opts), convert.WithProgress(func(done, _ int64) { st.Progress(base+done, total) }))
+		}
+		if err := convert.WriteFile(ctx, dst, sm, ss.sources[i], shardOpts...); err != nil {
 			return nil, err
 		}
-		reports = append(reports, report(sm, filepath.Join(filepath.Dir(indexPath), shard), dst, ss.sources[i]))
+		for _, t := range sm.Tensors {
+			before += int64(len(t.Data))
+		}
+		reports = append(reports, convert.CompleteReport(sm, filepath.Join(filepath.Dir(indexPath), shard), dst, ss.sources[i]))
 	}
 	js, err := json.MarshalIndent(struct {
 		Metadata  map[string]string `json:"metadata"`

@@ -1,6 +1,7 @@
 package safetensors
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -72,7 +73,7 @@ func TestConvertSharded(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "model-00001-of-00003.safetensors"), extra, map[string]string{"format": "pt"})
 
 	dst := filepath.Join(t.TempDir(), "model.swt")
-	rep, err := ConvertSharded(index, dst, Options{})
+	rep, err := ConvertSharded(context.Background(), index, dst)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestConvertSharded(t *testing.T) {
 	}
 
 	outDir := t.TempDir()
-	reps, err := ConvertShards(index, outDir, Options{})
+	reps, err := ConvertShards(context.Background(), index, outDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestConvertShardedHostile(t *testing.T) {
 				t.Fatal(err)
 			}
 			dst := filepath.Join(t.TempDir(), "out.swt")
-			_, err := ConvertSharded(index, dst, Options{})
+			_, err := ConvertSharded(context.Background(), index, dst)
 			if !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
@@ -186,7 +187,7 @@ func FuzzParseIndex(f *testing.F) {
 	f.Add([]byte(`{"weight_map":{"a":"../x"}}`))
 	f.Add([]byte(`{"other":[[[[]]]],"weight_map":{}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		idx, err := ParseIndex(data, Options{})
+		idx, err := ParseIndex(data, Limits{})
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) {

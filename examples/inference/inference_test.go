@@ -192,7 +192,7 @@ func checkpoint(t *testing.T, dir, name string, layers []fluxDense, key ed25519.
 	src := filepath.Join(dir, name+".bson")
 	writeBSON(t, src, layers)
 	dst := filepath.Join(dir, name+".swt")
-	if _, err := bson.Convert(src, dst, bson.Options{}); err != nil {
+	if _, err := bson.Convert(context.Background(), src, dst); err != nil {
 		t.Fatal(err)
 	}
 	if key != nil {
