@@ -52,23 +52,24 @@ func (f *File) Verify(ctx context.Context, opts VerifyOptions) error {
 		return err
 	}
 	if len(opts.Tensors) == 0 {
-		return f.checkGaps()
+		return f.checkGaps(ctx)
 	}
 	return nil
 }
 
 // checkGaps checks the padding between tensors (R25).
-func (f *File) checkGaps() error {
+func (f *File) checkGaps(ctx context.Context) error {
+	read := func(b []byte, off int64) error { return f.readCopyContext(ctx, b, off) }
 	end := int64(f.pre.DataOffset)
 	for i := range f.NumTensors() {
 		e := f.hdr.Tensor(i)
 		off := int64(f.pre.DataOffset + e.Offset)
-		if err := f.checkZero(end, off, f.readCopy); err != nil {
+		if err := f.checkZero(end, off, read); err != nil {
 			return err
 		}
 		end = off + int64(e.StoredLength)
 	}
-	return f.checkZero(end, int64(f.pre.DataEnd()), f.readCopy)
+	return f.checkZero(end, int64(f.pre.DataEnd()), read)
 }
 
 // readHashed reads t's stored bytes into b (len(b) == t.StoredLength) and
@@ -147,7 +148,7 @@ func (t *Tensor) VerifyRange(off, n int64) error {
 	cs := t.f.ChunkSize()
 	buf := make([]byte, min(t.f.scratchSize(), t.StoredLength))
 	for c := off / cs; c <= (off+n-1)/cs; c++ {
-		if err := t.f.checkChunk(t, int(c), buf); err != nil {
+		if err := t.f.checkChunk(context.Background(), t, int(c), buf); err != nil {
 			return err
 		}
 	}
@@ -215,7 +216,7 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 					return
 				}
 				job := jobs[j]
-				if err := f.checkChunk(job.t, job.chunk, buf); err != nil {
+				if err := f.checkChunk(ctx, job.t, job.chunk, buf); err != nil {
 					fail(err)
 					return
 				}
@@ -266,7 +267,7 @@ func (f *File) scratchSize() int64 { return min(f.ChunkSize(), maxWholeChunk) }
 // on a file truncated under the mapping could not be caught; and a read
 // takes no page fault per page of a mapping not yet touched, which made
 // hashing in place slower (docs/BENCHMARKS.md).
-func (f *File) checkChunk(t *Tensor, c int, buf []byte) error {
+func (f *File) checkChunk(ctx context.Context, t *Tensor, c int, buf []byte) error {
 	cs := f.ChunkSize()
 	lo := int64(c) * cs
 	n := min(cs, t.StoredLength-lo)
@@ -275,7 +276,7 @@ func (f *File) checkChunk(t *Tensor, c int, buf []byte) error {
 	}
 	var sum [format.DigestSize]byte
 	if n <= int64(len(buf)) {
-		if err := f.readCopy(buf[:n], t.Offset+lo); err != nil {
+		if err := f.readCopyContext(ctx, buf[:n], t.Offset+lo); err != nil {
 			return err
 		}
 		sum = f.pre.DigestAlgorithm.Sum(buf[:n])
@@ -283,7 +284,7 @@ func (f *File) checkChunk(t *Tensor, c int, buf []byte) error {
 		h := f.pre.DigestAlgorithm.New()
 		for off := int64(0); off < n; {
 			p := buf[:min(int64(len(buf)), n-off)]
-			if err := f.readCopy(p, t.Offset+lo+off); err != nil {
+			if err := f.readCopyContext(ctx, p, t.Offset+lo+off); err != nil {
 				return err
 			}
 			h.Write(p)
