@@ -140,6 +140,7 @@ type span struct {
 	off    int64
 	b      []byte
 	served int64
+	keep   bool // the first 4 KiB: too small to drop, and decode's reads of a file that small overlap
 }
 
 // NewRemote opens the object behind b in at most two requests in the common
@@ -187,7 +188,7 @@ func NewRemote(ctx context.Context, b Backend, opts ...RemoteOption) (Source, er
 		return nil, &Error{Name: b.Name(), Op: "open", Off: 0, Len: cfg.openRead, Err: err}
 	}
 	head = head[:n]
-	r.cache = append(r.cache, &span{off: 0, b: head})
+	r.cache = append(r.cache, &span{off: 0, b: head, keep: true})
 	for _, s := range r.plan(head) {
 		buf := make([]byte, s.len)
 		if _, err := r.readPart(ctx, buf, s.off); err != nil {
@@ -271,7 +272,7 @@ func (r *remote) fromCache(p []byte, off int64) bool {
 			continue
 		}
 		copy(p, s.b[off-s.off:])
-		if s.served += int64(len(p)); s.served >= int64(len(s.b)) {
+		if s.served += int64(len(p)); s.served >= int64(len(s.b)) && !s.keep {
 			r.cache = append(r.cache[:i], r.cache[i+1:]...)
 		}
 		return true

@@ -59,6 +59,22 @@ OUT/model.swtidx, the shard index that names each by its header digest
 		if in == "-" || out == "-" {
 			return usageErrorf("convert: IN and OUT must be files").withHint("conversion maps the source and renames the output into place; standard input and output cannot do that")
 		}
+		if isURL(in) { // remote.go
+			if _, err := os.Lstat(out); err == nil && !force {
+				return usageErrorf("convert: %s already exists", clean(out)).withHint("add --force to replace it")
+			}
+			sp := e.newSpinner("convert")
+			err := exportRemote(in, out)
+			sp.finish()
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				return writeJSON(e.stdout, map[string]string{"source": in, "output": out, "source_format": "safeweights", "output_format": "safetensors"})
+			}
+			fmt.Fprintf(e.stdout, "exported %s to safetensors %s\n", clean(in), clean(out))
+			return nil
+		}
 		if isSafetensorsIndex(in) { // shards.go
 			return convertShardsIndexed(e, in, out, modelID, indexKey, jsonOut)
 		}

@@ -143,7 +143,7 @@ the run and where the time went (registering, reading, hashing, copying).`,
 		if err != nil {
 			return err
 		}
-		f, err := decode.Open(pos[0], dopts...)
+		f, err := openSWT(e, pos[0], false, dopts...)
 		if err != nil {
 			return err
 		}

@@ -19,6 +19,9 @@ import (
 	"github.com/safeweights/safeweights/format"
 	"github.com/safeweights/safeweights/gpu"
 	"github.com/safeweights/safeweights/sign"
+	"github.com/safeweights/safeweights/source"
+	"github.com/safeweights/safeweights/source/httpsrc"
+	"github.com/safeweights/safeweights/source/remote"
 )
 
 // Exit codes (docs/CLI.md, "Exit codes").
@@ -160,7 +163,20 @@ func classify(err error) (int, []string) {
 	}
 	hint := func(h string) { hints = append(hints, h) }
 	code := exitError
+	var st *source.StatusError
 	switch {
+	case errors.Is(err, remote.ErrScheme):
+		code = exitUsage
+		hint("FILE may be a path or an http:// or https:// URL")
+	case errors.Is(err, source.ErrChanged):
+		code = exitError
+		hint("the file changed on the server while it was read; run the command again")
+	case errors.Is(err, httpsrc.ErrNoRanges):
+		code = exitError
+		hint("the server does not answer range requests; download the file and pass its path")
+	case errors.As(err, &st) && (st.Code == 401 || st.Code == 403):
+		code = exitError
+		hint("the server refused the request; set " + tokenEnv + " to a token it accepts (sent over https only)")
 	case errors.Is(err, format.ErrIO):
 		code = exitError
 	case errors.Is(err, format.ErrNotRegular):

@@ -114,14 +114,7 @@ func Summarize(path string, opts Options) (*Summary, error) {
 			return nil, err
 		}
 		defer f.Close()
-		for t := range f.All() {
-			b, err := t.Bytes()
-			if err != nil {
-				return nil, err
-			}
-			s.Tensors = append(s.Tensors, summarize(t.Name, t.DType.String(), t.Shape, b))
-		}
-		return s, nil
+		return SummarizeFile(f, path)
 	}
 	read, err := reader(in, opts)
 	if err != nil {
@@ -138,6 +131,22 @@ func Summarize(path string, opts Options) (*Summary, error) {
 	}
 	for _, t := range m.Tensors {
 		s.Tensors = append(s.Tensors, summarize(t.Name, t.DType.String(), t.Shape, t.Data))
+	}
+	return s, nil
+}
+
+// SummarizeFile digests every tensor of the open .swt file f, named path
+// in the Summary: a file opened from any source (a URL through
+// source/remote). Open f under a verify mode to have its chunk digests
+// checked as it is read.
+func SummarizeFile(f *decode.File, path string) (*Summary, error) {
+	s := &Summary{Path: path, Format: SWT.String(), Tensors: []TensorSummary{}}
+	for t := range f.All() {
+		b, err := t.Bytes()
+		if err != nil {
+			return nil, err
+		}
+		s.Tensors = append(s.Tensors, summarize(t.Name, t.DType.String(), t.Shape, b))
 	}
 	return s, nil
 }

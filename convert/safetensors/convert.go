@@ -57,6 +57,17 @@ func ExportFile(src, dst string, opts ...decode.Option) error {
 
 // copyTensor writes t's canonical bytes after checking its digests.
 func copyTensor(w io.Writer, f *decode.File, t *decode.Tensor) error {
+	if f.VerifyMode() != decode.VerifyNone {
+		// Read once and hashed where it landed: checking first and
+		// reading again would write what a source (a remote object, a
+		// file rewritten meanwhile) answered the second time.
+		b, err := t.Bytes()
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
 	if err := t.VerifyRange(0, t.StoredLength); err != nil {
 		return err
 	}

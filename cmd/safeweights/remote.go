@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/safeweights/safeweights/convert/auto"
+	"github.com/safeweights/safeweights/convert/safetensors"
+	"github.com/safeweights/safeweights/decode"
+	"github.com/safeweights/safeweights/source/httpsrc"
+	"github.com/safeweights/safeweights/source/remote"
+)
+
+// tokenEnv names the variable whose value is sent as a bearer token with
+// every HTTPS request (docs/CLI.md, "Remote files").
+const tokenEnv = "SAFEWEIGHTS_HTTP_TOKEN"
+
+// isURL reports whether a FILE argument is a URL rather than a path.
+func isURL(ref string) bool { return remote.IsURL(ref) }
+
+// openRemote opens the .swt file at the URL ref. The bytes are read by
+// range requests and checked by decode like a local file's.
+func openRemote(ref string, opts ...decode.Option) (*decode.File, error) {
+	var hopts []httpsrc.Option
+	if tok := os.Getenv(tokenEnv); tok != "" {
+		// Never in clear text: a token sent over http is a token given away.
+		if u, err := url.Parse(ref); err == nil && strings.EqualFold(u.Scheme, "https") {
+			hopts = append(hopts, httpsrc.WithBearerToken(tok))
+		}
+	}
+	return remote.OpenFile(context.Background(), ref, remote.WithHTTP(hopts...), remote.WithDecode(opts...))
+}
+
+// summarizeRemote digests every tensor of the .swt file at the URL ref,
+// for diff, with its chunk digests checked where the bytes land.
+func summarizeRemote(ref string) (*auto.Summary, error) {
+	f, err := openRemote(ref, decode.WithVerify(decode.VerifyLazy))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return auto.SummarizeFile(f, ref)
+}
+
+// exportRemote writes the .swt file at the URL in to the safetensors file
+// out, for convert. Under VerifyLazy every tensor is read once and hashed
+// where it landed before it is written.
+func exportRemote(in, out string) error {
+	if auto.OutputFormat(out) != auto.Safetensors {
+		return usageErrorf("convert: a URL source is a .swt file; OUT must end in .safetensors").
+			withHint("a .swt file on a server is already in the output format: read it by its URL")
+	}
+	f, err := openRemote(in, decode.WithVerify(decode.VerifyLazy))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return safetensors.Export(f, out)
+}
