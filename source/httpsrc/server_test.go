@@ -21,8 +21,6 @@ type rng struct{ off, end int64 }
 // server serves one object by byte ranges, as a model hub or a CDN does,
 // and lets a test inject a fault into any request.
 type server struct {
-	t *testing.T
-
 	mu       sync.Mutex
 	data     []byte
 	etag     string
@@ -34,10 +32,14 @@ type server struct {
 	srv *httptest.Server
 }
 
+// newServer starts a server of data; t, if not nil, closes it at the end
+// of the test.
 func newServer(t *testing.T, data []byte) *server {
-	s := &server{t: t, data: data, etag: `"v1"`}
+	s := &server{data: data, etag: `"v1"`}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.srv.Close)
+	if t != nil {
+		t.Cleanup(s.srv.Close)
+	}
 	return s
 }
 
