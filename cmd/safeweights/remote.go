@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/safeweights/safeweights/convert/auto"
 	"github.com/safeweights/safeweights/convert/safetensors"
 	"github.com/safeweights/safeweights/decode"
+	"github.com/safeweights/safeweights/shard"
 	"github.com/safeweights/safeweights/source/httpsrc"
 	"github.com/safeweights/safeweights/source/remote"
 )
@@ -20,9 +22,9 @@ const tokenEnv = "SAFEWEIGHTS_HTTP_TOKEN"
 // isURL reports whether a FILE argument is a URL rather than a path.
 func isURL(ref string) bool { return remote.IsURL(ref) }
 
-// openRemote opens the .swt file at the URL ref. The bytes are read by
-// range requests and checked by decode like a local file's.
-func openRemote(ref string, opts ...decode.Option) (*decode.File, error) {
+// httpOptions are the HTTP options for the URL ref: the token of tokenEnv,
+// for https only.
+func httpOptions(ref string) remote.Option {
 	var hopts []httpsrc.Option
 	if tok := os.Getenv(tokenEnv); tok != "" {
 		// Never in clear text: a token sent over http is a token given away.
@@ -30,7 +32,30 @@ func openRemote(ref string, opts ...decode.Option) (*decode.File, error) {
 			hopts = append(hopts, httpsrc.WithBearerToken(tok))
 		}
 	}
-	return remote.OpenFile(context.Background(), ref, remote.WithHTTP(hopts...), remote.WithDecode(opts...))
+	return remote.WithHTTP(hopts...)
+}
+
+// openRemote opens the .swt file at the URL ref. The bytes are read by
+// range requests and checked by decode like a local file's.
+func openRemote(ref string, opts ...decode.Option) (*decode.File, error) {
+	return remote.OpenFile(context.Background(), ref, httpOptions(ref), remote.WithDecode(opts...))
+}
+
+// shardOpener opens a shard index and its shards from paths or URLs: the
+// shards of an index at a URL are read from beside it.
+func shardOpener(ctx context.Context, ref string) (io.ReaderAt, int64, error) {
+	if !isURL(ref) {
+		return shard.LocalOpener(ctx, ref)
+	}
+	return remote.Opener(httpOptions(ref))(ctx, ref)
+}
+
+// isRemoteIndex reports whether the URL ref names a shard index, by its
+// extension (spec/SHARDS.md): telling by content would cost a request
+// before every open.
+func isRemoteIndex(ref string) bool {
+	u, err := url.Parse(ref)
+	return err == nil && strings.HasSuffix(u.Path, shard.Ext)
 }
 
 // summarizeRemote digests every tensor of the .swt file at the URL ref,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/safeweights/safeweights/decode"
@@ -106,4 +107,19 @@ func OpenFile(ctx context.Context, ref string, opts ...Option) (*decode.File, er
 		return nil, err
 	}
 	return f, nil
+}
+
+// Opener returns an opener for sharded models (shard.Open, shard.ReadIndex:
+// the function type shard.Opener): each ref, the index or a shard, is
+// opened by Open, so an index at a URL reads its shards from beside it
+// (shard.Resolve resolves a shard's ref against the index URL). The
+// returned reader is a source.Source, which the model closes.
+func Opener(opts ...Option) func(ctx context.Context, ref string) (io.ReaderAt, int64, error) {
+	return func(ctx context.Context, ref string) (io.ReaderAt, int64, error) {
+		src, err := Open(ctx, ref, opts...)
+		if err != nil {
+			return nil, 0, err
+		}
+		return src, src.Size(), nil
+	}
 }
