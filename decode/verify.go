@@ -57,19 +57,135 @@ func (f *File) Verify(ctx context.Context, opts VerifyOptions) error {
 	return nil
 }
 
-// checkGaps checks the padding between tensors (R25).
+// Gap checks read padding in windows: gaps with at most gapMerge bytes of
+// tensor data between them are read together, up to gapWindow bytes, and
+// the windows are checked in parallel. A remote source pays a request per
+// read, and a model of many small tensors has a gap after nearly every one.
+const (
+	gapMerge  = 4 << 10
+	gapWindow = 1 << 20
+)
+
+type gapRange struct{ lo, hi int64 }
+
+type gapWin struct {
+	lo, hi int64
+	gaps   []gapRange
+}
+
+// checkGaps checks the padding between tensors (R25). It reports the first
+// non-zero byte in file order, however the windows were scheduled.
 func (f *File) checkGaps(ctx context.Context) error {
-	read := func(b []byte, off int64) error { return f.readCopyContext(ctx, b, off) }
+	var wins []gapWin
+	add := func(lo, hi int64) {
+		if lo >= hi {
+			return
+		}
+		if n := len(wins); n > 0 && lo-wins[n-1].hi <= gapMerge && hi-wins[n-1].lo <= gapWindow {
+			wins[n-1].hi = hi
+			wins[n-1].gaps = append(wins[n-1].gaps, gapRange{lo, hi})
+			return
+		}
+		wins = append(wins, gapWin{lo: lo, hi: hi, gaps: []gapRange{{lo, hi}}})
+	}
 	end := int64(f.pre.DataOffset)
 	for i := range f.NumTensors() {
 		e := f.hdr.Tensor(i)
 		off := int64(f.pre.DataOffset + e.Offset)
-		if err := f.checkZero(end, off, read); err != nil {
-			return err
-		}
+		add(end, off)
 		end = off + int64(e.StoredLength)
 	}
-	return f.checkZero(end, int64(f.pre.DataEnd()), read)
+	add(end, int64(f.pre.DataEnd()))
+	if len(wins) == 0 {
+		return nil
+	}
+	read := func(b []byte, off int64) error { return f.readCopyContext(ctx, b, off) }
+	workers := max(1, min(f.readers(0), len(wins)))
+	var (
+		next atomic.Int64
+		stop atomic.Bool
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+	)
+	errs := map[int]error{}
+	for range workers {
+		wg.Go(func() {
+			var buf []byte
+			for !stop.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= len(wins) {
+					return
+				}
+				w := wins[i]
+				err := ctx.Err()
+				if err == nil {
+					err = f.checkWindow(w, &buf, read)
+				}
+				if err != nil {
+					// Windows are taken in order and each taken one is
+					// finished, so every window before i is checked too.
+					mu.Lock()
+					errs[i] = err
+					mu.Unlock()
+					stop.Store(true)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	first := -1
+	for i := range errs {
+		if first < 0 || i < first {
+			first = i
+		}
+	}
+	if first >= 0 {
+		return errs[first]
+	}
+	return nil
+}
+
+// checkWindow checks the gaps of w: in one read when w fits gapWindow, else
+// (one gap, under a large alignment) in pieces.
+func (f *File) checkWindow(w gapWin, buf *[]byte, read func([]byte, int64) error) error {
+	n := w.hi - w.lo
+	if n > gapWindow {
+		return f.checkZero(w.lo, w.hi, read)
+	}
+	if int64(cap(*buf)) < n {
+		*buf = make([]byte, n)
+	}
+	b := (*buf)[:n]
+	if err := read(b, w.lo); err != nil {
+		return err
+	}
+	for _, g := range w.gaps {
+		if i := nonZero(b[g.lo-w.lo : g.hi-w.lo]); i >= 0 {
+			return format.Errorf(format.ErrPadding, "R25", g.lo+int64(i), "padding", "byte not zero")
+		}
+	}
+	return nil
+}
+
+// ReadParallelism is implemented by readers that serve more reads at once
+// than there are CPUs, such as a remote source, whose reads wait on the
+// network: decode then keeps that many reads in flight where it reads in
+// parallel (Verify, checked reads of a tensor).
+type ReadParallelism interface {
+	ReadParallelism() int
+}
+
+// readers is the number of reading goroutines for workers asked for (0:
+// GOMAXPROCS), raised to the reader's parallelism.
+func (f *File) readers(workers int) int {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if rp, ok := f.ra.(ReadParallelism); ok {
+		workers = max(workers, min(rp.ReadParallelism(), 256))
+	}
+	return workers
 }
 
 // readHashed reads t's stored bytes into b (len(b) == t.StoredLength) and
@@ -91,7 +207,7 @@ func (f *File) readHashed(t *Tensor, b []byte, workers int) error {
 	// With fewer chunks than workers, each chunk is hashed on several
 	// goroutines (BLAKE3 is a tree).
 	per := max(1, workers/n)
-	workers = max(1, min(workers, n))
+	workers = max(1, min(f.readers(workers), n))
 	var (
 		next     atomic.Int64
 		firstErr error
@@ -184,7 +300,7 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 	}
 	workers := opts.Workers
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		workers = f.readers(0)
 	}
 	workers = max(1, min(workers, len(jobs)))
 

@@ -422,3 +422,7 @@ func (r *remote) wait(ctx context.Context, n int) error {
 func (r *remote) Size() int64  { return r.size }
 func (r *remote) Name() string { return r.b.Name() }
 func (r *remote) Close() error { return nil }
+
+// ReadParallelism is the concurrency of the remote layer: decode keeps this
+// many reads in flight where it reads in parallel (decode.ReadParallelism).
+func (r *remote) ReadParallelism() int { return r.cfg.concurrency }

@@ -3,8 +3,10 @@ package source_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -130,5 +132,51 @@ func TestRemoteEOF(t *testing.T) {
 	}
 	if _, err := r.ReadAt(make([]byte, 1), 10001); !errors.Is(err, format.ErrIO) {
 		t.Fatalf("got %v past the end, want ErrIO", err)
+	}
+}
+
+// preamble returns 4 KiB that start with a preamble naming the given data
+// region, the rest of a file of size bytes.
+func preamble(size int, dataOff, dataLen uint64) []byte {
+	b := make([]byte, size)
+	copy(b, format.Magic[:])
+	binary.LittleEndian.PutUint64(b[24:], dataOff)
+	binary.LittleEndian.PutUint64(b[32:], dataLen)
+	return b
+}
+
+// TestRemotePlanHostile: the preamble is untrusted: a data region that
+// overflows, passes the end of the object or leaves a tail over the
+// prefetch limit plans no second request, and nothing is allocated for it.
+func TestRemotePlanHostile(t *testing.T) {
+	const size = 1 << 20
+	cases := []struct {
+		name             string
+		dataOff, dataLen uint64
+		limit            int64
+		want             []int // lengths of the requests made by the open
+	}{
+		{"good", 4096, size/2 - 4096, source.DefaultPrefetchLimit, []int{4096, size / 2}},
+		{"overflow", 4096, 1<<64 - 100, source.DefaultPrefetchLimit, []int{4096}},
+		{"past the end", 4096, size, source.DefaultPrefetchLimit, []int{4096}},
+		{"data offset past the end", size + 1, 0, source.DefaultPrefetchLimit, []int{4096}},
+		{"tail over the limit", 4096, 0, 1000, []int{4096}},
+		{"large alignment", 65536, 0, source.DefaultPrefetchLimit, []int{4096, 65536 - 4096, size - 65536}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var lens []int
+			b := &fake{data: preamble(size, c.dataOff, c.dataLen)}
+			b.hook = func(call int, p []byte, off int64) (int, source.Info, error, bool) {
+				lens = append(lens, len(p))
+				return 0, source.Info{}, nil, false
+			}
+			if _, err := source.NewRemote(context.Background(), b, source.WithPrefetchLimit(c.limit)); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(lens, c.want) {
+				t.Fatalf("requests of %v bytes, want %v", lens, c.want)
+			}
+		})
 	}
 }
