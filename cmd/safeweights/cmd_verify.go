@@ -94,7 +94,16 @@ FILE "-" reads standard input (at most 1 GiB).`,
 			if requireAll {
 				opts = append(opts, sign.WithRequireAll())
 			}
-			if pos[0] != "-" {
+			if isURL(pos[0]) { // remote.go
+				det, err := remoteDetached(pos[0])
+				if err != nil {
+					b.finish()
+					return verifyFailed(e, jsonOut, pos[0], err)
+				}
+				if det != nil {
+					opts = append(opts, sign.WithDetachedSignature(det))
+				}
+			} else if pos[0] != "-" {
 				if _, serr := os.Stat(sign.DetachedPath(pos[0])); serr == nil {
 					det, err := sign.ReadDetached(pos[0])
 					opts = append(opts, sign.WithDetachedSignature(det))

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -10,7 +13,10 @@ import (
 	"github.com/safeweights/safeweights/convert/auto"
 	"github.com/safeweights/safeweights/convert/safetensors"
 	"github.com/safeweights/safeweights/decode"
+	"github.com/safeweights/safeweights/format"
 	"github.com/safeweights/safeweights/shard"
+	"github.com/safeweights/safeweights/sign"
+	"github.com/safeweights/safeweights/source"
 	"github.com/safeweights/safeweights/source/httpsrc"
 	"github.com/safeweights/safeweights/source/remote"
 )
@@ -83,4 +89,53 @@ func exportRemote(in, out string) error {
 	}
 	defer f.Close()
 	return safetensors.Export(f, out)
+}
+
+// maxDetached bounds a detached signature fetched from a server: a block
+// of the default signature limit (spec/SIGNATURES.md section 7).
+const maxDetached = 24 + format.DefaultMaxSignatures*(52+format.MaxCommentLength+format.MaxSignatureLength)
+
+// remoteDetached fetches the detached signature beside the file at the URL
+// ref (its path with ".sig" appended), or returns nil if the server has
+// none (404). The block is parsed and checked by sign.Verify like a local
+// one.
+func remoteDetached(ref string) ([]byte, error) {
+	u, err := url.Parse(ref)
+	if err != nil {
+		return nil, err
+	}
+	u.Path = sign.DetachedPath(u.Path)
+	u.RawPath = ""
+	sigRef := u.String()
+	src, err := remote.Open(context.Background(), sigRef, httpOptions(sigRef))
+	var st *source.StatusError
+	if errors.As(err, &st) && st.Code == http.StatusNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("detached signature: %w", err)
+	}
+	defer src.Close()
+	if src.Size() > maxDetached {
+		return nil, format.Errorf(format.ErrSignatureBlock, "V3", 0, "detached signature", "larger than the limit allows")
+	}
+	b := make([]byte, src.Size())
+	if _, err := src.ReadAt(b, 0); err != nil {
+		return nil, fmt.Errorf("detached signature: %w", err)
+	}
+	return b, nil
+}
+
+// requirePolicy is sign.Require(kr) for the file ref: for a URL, with the
+// detached signature fetched from beside it, since the policy looks for
+// one beside a local path only.
+func requirePolicy(kr *sign.KeyRing, ref string) (*sign.Policy, error) {
+	if !isURL(ref) {
+		return sign.Require(kr), nil
+	}
+	det, err := remoteDetached(ref)
+	if err != nil {
+		return nil, err
+	}
+	return sign.Require(kr, sign.WithDetachedSignature(det)), nil
 }
