@@ -7,7 +7,7 @@
 // number is checked, and its body is never read past the caller's buffer;
 // a 200 (a server that ignores Range) serves only a read at offset 0, and
 // is refused (ErrNoRanges) past it; 412 means the object changed
-// (source.ErrChanged), 429 and 5xx are transient (retried by the remote
+// (source.ErrChanged), 408, 429 and 5xx are transient (retried by the remote
 // layer), other statuses are final (*source.StatusError). Requests carry
 // If-Match with the ETag of the first response, and "Accept-Encoding:
 // identity" so that no proxy compresses the bytes under the range.

@@ -164,6 +164,12 @@ func (b *Backend) ReadRange(ctx context.Context, p []byte, off int64, version st
 	}
 	resp, err := b.client.Do(req)
 	if err != nil {
+		// The URL's query may hold credentials (a presigned URL): name
+		// it redacted, as Name does.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = b.name
+		}
 		if ctx.Err() != nil {
 			return 0, none, err
 		}
@@ -187,7 +193,7 @@ func readResponse(resp *http.Response, p []byte, off int64, version string) (int
 			return 0, none, &source.StatusError{Code: c}
 		}
 		return 0, source.Info{Size: total, Version: etag(resp)}, io.EOF
-	case c == http.StatusTooManyRequests, c >= 500 && c <= 599:
+	case c == http.StatusTooManyRequests, c == http.StatusRequestTimeout, c >= 500 && c <= 599:
 		return 0, none, &source.TransientError{Err: &source.StatusError{Code: c}}
 	default:
 		return 0, none, &source.StatusError{Code: c}

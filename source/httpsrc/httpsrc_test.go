@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -396,5 +397,20 @@ func TestEmptyObject(t *testing.T) {
 	_, err := openFile(t, s, nil)
 	if !errors.Is(err, format.ErrTruncated) {
 		t.Fatalf("got %v, want ErrTruncated", err)
+	}
+}
+
+// TestRedacted: a URL's query and user information, which may hold
+// credentials, appear in no error, even one from the transport.
+func TestRedacted(t *testing.T) {
+	s := newServer(t, nil)
+	u := strings.Replace(s.url(), "http://", "http://user:pw-secret@", 1) + "?X-Signature=query-secret"
+	s.srv.Close() // connection refused, from net/http
+	_, err := httpsrc.Open(context.Background(), u, httpsrc.WithRemoteOptions(source.WithAttempts(1)))
+	if err == nil {
+		t.Fatal("open of a closed server succeeded")
+	}
+	if msg := err.Error(); strings.Contains(msg, "secret") {
+		t.Fatalf("error names a credential: %s", msg)
 	}
 }
