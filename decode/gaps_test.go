@@ -44,9 +44,9 @@ func TestGapsFirstInFileOrder(t *testing.T) {
 	if err := f.Verify(context.Background(), decode.VerifyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// n chunk reads, and the n gaps in a few windows.
-	if gaps := clean.reads.Load() - before - n; gaps > n/50 {
-		t.Errorf("%d reads for %d gaps", gaps, n)
+	// The n tensors and the n gaps, each in a few windows.
+	if reads := clean.reads.Load() - before; reads > n/25 {
+		t.Errorf("%d reads to verify %d small tensors", reads, n)
 	}
 
 	// Tensors larger than the merge distance: each gap is a window of its
@@ -96,4 +96,29 @@ func gapsModel(t *testing.T, n, size int) []byte {
 		t.Fatal(err)
 	}
 	return raw
+}
+
+// TestSmallTensorsGrouped: small tensors are verified in groups read at
+// once; a changed byte still names its tensor and chunk.
+func TestSmallTensorsGrouped(t *testing.T) {
+	raw := gapsModel(t, 500, 5000) // chunks of 8 KiB: one chunk a tensor
+	f, err := decode.NewReader(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 137, 499} {
+		tn := f.TensorAt(i)
+		b := bytes.Clone(raw)
+		b[tn.Offset+4321] ^= 1
+		r := &parallelReader{r: bytes.NewReader(b)}
+		g, err := decode.NewReader(r, int64(len(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = g.Verify(context.Background(), decode.VerifyOptions{})
+		var fe *format.FormatError
+		if !errors.Is(err, format.ErrDigest) || !errors.As(err, &fe) || fe.Offset != tn.Offset {
+			t.Fatalf("tensor %d changed: got %v", i, err)
+		}
+	}
 }

@@ -244,10 +244,21 @@ func (f *File) readHashed(t *Tensor, b []byte, workers int) error {
 	return firstErr
 }
 
+// A chunkJob is one chunk of one tensor, or, when group is set, every
+// chunk of a run of small tensors that lie close together, read in one
+// read of [lo, hi): a remote source pays a request per read.
 type chunkJob struct {
-	t     *Tensor
-	chunk int
+	t      *Tensor
+	chunk  int
+	group  []*Tensor
+	lo, hi int64
+	bytes  int64 // stored bytes checked, for progress
 }
+
+// Small raw tensors are verified in groups: a tensor of at most
+// groupTensor stored bytes joins the group before it when at most gapMerge
+// bytes lie between them and the group spans at most gapWindow bytes.
+const groupTensor = 64 << 10
 
 // VerifyRange checks the chunks that cover the stored bytes [off, off+n) of
 // the tensor, such as one rank's row slice in tensor-parallel loading.
@@ -292,10 +303,21 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 			total += t.StoredLength
 			continue
 		}
-		for c := range t.NumChunks() {
-			jobs = append(jobs, chunkJob{t, c})
-		}
 		total += t.StoredLength
+		if t.StoredLength > 0 && t.StoredLength <= groupTensor {
+			end := t.Offset + t.StoredLength
+			if n := len(jobs); n > 0 && jobs[n-1].group != nil && t.Offset >= jobs[n-1].hi &&
+				t.Offset-jobs[n-1].hi <= gapMerge && end-jobs[n-1].lo <= gapWindow {
+				g := &jobs[n-1]
+				g.group, g.hi, g.bytes = append(g.group, t), end, g.bytes+t.StoredLength
+				continue
+			}
+			jobs = append(jobs, chunkJob{group: []*Tensor{t}, lo: t.Offset, hi: end, bytes: t.StoredLength})
+			continue
+		}
+		for c := range t.NumChunks() {
+			jobs = append(jobs, chunkJob{t: t, chunk: c, bytes: min(f.ChunkSize(), t.StoredLength-int64(c)*f.ChunkSize())})
+		}
 		largest = max(largest, t.StoredLength)
 	}
 	workers := opts.Workers
@@ -322,6 +344,7 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 			// Scratch is bounded by the largest tensor as well as the
 			// chunk size, which a file may set to 1 GiB.
 			buf := make([]byte, min(f.scratchSize(), largest))
+			var gbuf []byte // for groups of small tensors, grown to the largest
 			for !stop.Load() {
 				j := next.Add(1) - 1
 				if j >= int64(len(jobs)) {
@@ -332,11 +355,17 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 					return
 				}
 				job := jobs[j]
-				if err := f.checkChunk(ctx, job.t, job.chunk, buf); err != nil {
+				var err error
+				if job.group != nil {
+					err = f.checkGroup(ctx, job, &gbuf)
+				} else {
+					err = f.checkChunk(ctx, job.t, job.chunk, buf)
+				}
+				if err != nil {
 					fail(err)
 					return
 				}
-				n := min(f.ChunkSize(), job.t.StoredLength-int64(job.chunk)*f.ChunkSize())
+				n := job.bytes
 				d := done.Add(n)
 				if opts.Progress != nil {
 					progMu.Lock()
@@ -362,6 +391,32 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 	if f.verified != nil {
 		for _, i := range idx {
 			f.verified[i].Store(true)
+		}
+	}
+	return nil
+}
+
+// checkGroup reads the span of a group of small tensors in one read and
+// checks every chunk of each tensor in it. buf is grown to the span.
+func (f *File) checkGroup(ctx context.Context, job chunkJob, buf *[]byte) error {
+	n := job.hi - job.lo
+	if int64(cap(*buf)) < n {
+		*buf = make([]byte, n)
+	}
+	b := (*buf)[:n]
+	if err := f.readCopyContext(ctx, b, job.lo); err != nil {
+		return err
+	}
+	cs := f.ChunkSize()
+	for _, t := range job.group {
+		stored := b[t.Offset-job.lo : t.Offset-job.lo+t.StoredLength]
+		for c := range t.NumChunks() {
+			lo := int64(c) * cs
+			sum := f.pre.DigestAlgorithm.Sum(stored[lo:min(lo+cs, t.StoredLength)])
+			if !bytes.Equal(sum[:], t.ChunkDigest(c)) {
+				return &format.FormatError{Kind: format.ErrDigest, Rule: "R26", Offset: t.Offset + lo,
+					Field: fmt.Sprintf("tensor %q chunk %d", t.Name, c), Reason: "stored bytes do not match the header"}
+			}
 		}
 	}
 	return nil
