@@ -46,6 +46,43 @@ func BenchmarkOpen(b *testing.B) {
 	}
 }
 
+// BenchmarkVerify counts what a whole-file Verify of a remote file costs
+// at the server after the open: requests and bytes asked for. Small
+// tensors and the padding between them are read in windows, not one
+// request each (docs/REMOTE.md, "Parallel parts").
+func BenchmarkVerify(b *testing.B) {
+	for _, c := range []struct{ n, size, align int }{{1000, 64, 64}, {100_000, 64, 64}, {1000, 1000, 4096}} {
+		m := makeModel(b, c.n, func(int) int { return c.size }, encode.WithAlignment(c.align))
+		s := newServer(nil, m.raw)
+		b.Run(fmt.Sprintf("tensors=%d/size=%d/align=%d", c.n, c.size, c.align), func(b *testing.B) {
+			var reqs, bytes int64
+			for b.Loop() {
+				src, err := httpsrc.Open(context.Background(), s.url())
+				if err != nil {
+					b.Fatal(err)
+				}
+				f, err := decode.NewReaderContext(context.Background(), src, src.Size())
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.reset()
+				if err := f.Verify(context.Background(), decode.VerifyOptions{}); err != nil {
+					b.Fatal(err)
+				}
+				for _, r := range s.reqs() {
+					reqs++
+					bytes += min(r.end, int64(len(m.raw))) - r.off
+				}
+				f.Close()
+			}
+			b.ReportMetric(float64(reqs)/float64(b.N), "requests/op")
+			b.ReportMetric(float64(bytes)/float64(b.N), "bytes/op")
+			b.ReportMetric(float64(m.pre.DataLength), "data-bytes")
+		})
+		s.srv.Close()
+	}
+}
+
 // BenchmarkReadAll reads every tensor of a 64 MiB file under VerifyLazy
 // through the parallel parts of the remote layer, from an in-process
 // server. Its speed measures this machine's loopback and hashing, not a
