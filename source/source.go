@@ -49,6 +49,13 @@ type Backend interface {
 	// ErrChanged. A range past the end returns the bytes up to the end
 	// and io.EOF. An error the caller may retry (a 5xx status, a reset
 	// connection, a short body) is wrapped in a *TransientError.
+	//
+	// NewRemote holds every response to the first: info must be filled
+	// whenever err is nil or io.EOF, and a Size or (when both are set)
+	// a Version other than the first response's fails the read with
+	// ErrChanged. n is never more than len(p). Bytes delivered before an
+	// error are kept and the rest asked for again, except on the first
+	// read, which has no version to pin them to and starts over.
 	ReadRange(ctx context.Context, p []byte, off int64, version string) (n int, info Info, err error)
 }
 
