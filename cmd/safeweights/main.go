@@ -291,7 +291,8 @@ func printUsage(w io.Writer) {
 	}
 	fmt.Fprint(w, `
 Run 'safeweights COMMAND --help' for a command's flags and examples.
-A FILE argument of "-" means standard input where a command says so.
+A FILE argument of "-" means standard input where a command says so; a .swt
+FILE that a command reads may be an http:// or https:// URL.
 
 Exit codes:
   0  success
