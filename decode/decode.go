@@ -88,7 +88,7 @@ func NewReaderContext(ctx context.Context, r io.ReaderAt, size int64, opts ...Op
 	if size < 0 {
 		return nil, fmt.Errorf("decode: negative size %d", size)
 	}
-	f := &File{cfg: cfg, size: size, ra: r}
+	f := &File{cfg: cfg, size: size, ra: r, closer: cfg.closer}
 	if err := f.init(ctx); err != nil {
 		return nil, err
 	}
@@ -108,7 +108,25 @@ func Inspect(path string, opts ...Option) (*File, error) {
 // which in some VMs costs more than the read itself (docs/BENCHMARKS.md),
 // and a file that shrinks gives a short read (ErrIO), not a fault.
 func (f *File) readCopy(b []byte, off int64) error {
-	n, err := f.ra.ReadAt(b, off)
+	return f.readCopyContext(context.Background(), b, off)
+}
+
+// ReaderAtContext is an io.ReaderAt whose reads a context can bound, such
+// as a remote source (package source): decode passes the caller's context
+// to it where it has one (OpenContext, NewReaderContext, Verify).
+type ReaderAtContext interface {
+	ReadAtContext(ctx context.Context, p []byte, off int64) (int, error)
+}
+
+// readCopyContext is readCopy bounded by ctx when the reader takes one.
+func (f *File) readCopyContext(ctx context.Context, b []byte, off int64) error {
+	var n int
+	var err error
+	if rc, ok := f.ra.(ReaderAtContext); ok {
+		n, err = rc.ReadAtContext(ctx, b, off)
+	} else {
+		n, err = f.ra.ReadAt(b, off)
+	}
 	if n == len(b) {
 		return nil
 	}
@@ -144,13 +162,14 @@ func (f *File) guard(fn func()) (err error) {
 
 func (f *File) init(ctx context.Context) error {
 	lim := f.cfg.limits
+	read := func(b []byte, off int64) error { return f.readCopyContext(ctx, b, off) }
 	// One read takes the preamble and, with the default alignment, all of
 	// the padding before the data region; another takes the padding after
 	// the data region with the header. Reads rather than the mapping: a
 	// page fault per page costs more than a read in some VMs, and these
 	// bytes are copied anyway.
 	head := make([]byte, min(f.size, format.DefaultAlignment))
-	if err := f.readCopy(head, 0); err != nil {
+	if err := f.readCopyContext(ctx, head, 0); err != nil {
 		return err
 	}
 	n := copy(f.preBytes[:], head)
@@ -163,7 +182,7 @@ func (f *File) init(ctx context.Context) error {
 	// The header is copied out of the file: it is small, and a copy keeps
 	// every accessor safe whatever happens to the file later.
 	tail := make([]byte, pre.HeaderOffset-pre.DataEnd()+pre.HeaderLength)
-	if err := f.readCopy(tail, int64(pre.DataEnd())); err != nil {
+	if err := f.readCopyContext(ctx, tail, int64(pre.DataEnd())); err != nil {
 		return err
 	}
 	hb := tail[pre.HeaderOffset-pre.DataEnd():]
@@ -180,7 +199,7 @@ func (f *File) init(ctx context.Context) error {
 	if i := nonZero(head[format.PreambleSize:front]); i >= 0 {
 		return format.Errorf(format.ErrPadding, "R25", format.PreambleSize+int64(i), "padding", "byte not zero")
 	}
-	if err := f.checkZero(front, int64(pre.DataOffset), f.readCopy); err != nil {
+	if err := f.checkZero(front, int64(pre.DataOffset), read); err != nil {
 		return err
 	}
 	if i := nonZero(tail[:len(tail)-len(hb)]); i >= 0 {
@@ -193,7 +212,7 @@ func (f *File) init(ctx context.Context) error {
 		max := int64(24 + lim.MaxSignatures*(52+format.MaxCommentLength+format.MaxSignatureLength))
 		if rest > max {
 			var magic [8]byte
-			if err := f.readCopy(magic[:min(8, int(rest))], end); err != nil {
+			if err := f.readCopyContext(ctx, magic[:min(8, int(rest))], end); err != nil {
 				return err
 			}
 			if magic == format.SignatureMagic {
@@ -202,7 +221,7 @@ func (f *File) init(ctx context.Context) error {
 			return format.Errorf(format.ErrTrailing, "R28", end, "trailing bytes", "not a signature block")
 		}
 		f.sigBlock = make([]byte, rest)
-		if err := f.readCopy(f.sigBlock, end); err != nil {
+		if err := f.readCopyContext(ctx, f.sigBlock, end); err != nil {
 			return err
 		}
 		if f.sigs, err = format.ParseSignatureBlock(f.sigBlock, end, lim); err != nil {

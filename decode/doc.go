@@ -25,5 +25,11 @@
 // sign.Require implies) for files others can write. Under a verify mode the
 // padding around a tensor is checked before its first read.
 //
+// The reader given to NewReader may be remote (package source: an HTTP
+// server read by range requests): decode passes it the caller's context
+// when it implements ReaderAtContext, and keeps as many reads in flight as
+// it asks for through ReadParallelism. Its bytes are checked like a local
+// file's; this package imports no network code.
+//
 // A File is safe for concurrent use by multiple goroutines.
 package decode

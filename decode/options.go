@@ -2,6 +2,7 @@ package decode
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/safeweights/safeweights/format"
 )
@@ -41,6 +42,7 @@ type config struct {
 	policies  []Policy
 	noMap     bool
 	checked   bool // no views: every read is a checked copy
+	closer    io.Closer
 }
 
 // An Option configures Open, NewReader and Inspect.
@@ -83,6 +85,19 @@ func WithPolicy(p Policy) Option {
 			c.checked = true
 			c.minVerify = max(c.minVerify, VerifyLazy)
 		}
+		return nil
+	}
+}
+
+// WithCloser makes Close of a File from NewReader close c too: the source
+// the File reads, when the caller hands its ownership to the File (as
+// source/remote.OpenFile does). Open ignores it.
+func WithCloser(c io.Closer) Option {
+	return func(cfg *config) error {
+		if c == nil {
+			return fmt.Errorf("decode: nil closer")
+		}
+		cfg.closer = c
 		return nil
 	}
 }

@@ -52,23 +52,140 @@ func (f *File) Verify(ctx context.Context, opts VerifyOptions) error {
 		return err
 	}
 	if len(opts.Tensors) == 0 {
-		return f.checkGaps()
+		return f.checkGaps(ctx)
 	}
 	return nil
 }
 
-// checkGaps checks the padding between tensors (R25).
-func (f *File) checkGaps() error {
+// Gap checks read padding in windows: gaps with at most gapMerge bytes of
+// tensor data between them are read together, up to gapWindow bytes, and
+// the windows are checked in parallel. A remote source pays a request per
+// read, and a model of many small tensors has a gap after nearly every one.
+const (
+	gapMerge  = 4 << 10
+	gapWindow = 1 << 20
+)
+
+type gapRange struct{ lo, hi int64 }
+
+type gapWin struct {
+	lo, hi int64
+	gaps   []gapRange
+}
+
+// checkGaps checks the padding between tensors (R25). It reports the first
+// non-zero byte in file order, however the windows were scheduled.
+func (f *File) checkGaps(ctx context.Context) error {
+	var wins []gapWin
+	add := func(lo, hi int64) {
+		if lo >= hi {
+			return
+		}
+		if n := len(wins); n > 0 && lo-wins[n-1].hi <= gapMerge && hi-wins[n-1].lo <= gapWindow {
+			wins[n-1].hi = hi
+			wins[n-1].gaps = append(wins[n-1].gaps, gapRange{lo, hi})
+			return
+		}
+		wins = append(wins, gapWin{lo: lo, hi: hi, gaps: []gapRange{{lo, hi}}})
+	}
 	end := int64(f.pre.DataOffset)
 	for i := range f.NumTensors() {
 		e := f.hdr.Tensor(i)
 		off := int64(f.pre.DataOffset + e.Offset)
-		if err := f.checkZero(end, off, f.readCopy); err != nil {
-			return err
-		}
+		add(end, off)
 		end = off + int64(e.StoredLength)
 	}
-	return f.checkZero(end, int64(f.pre.DataEnd()), f.readCopy)
+	add(end, int64(f.pre.DataEnd()))
+	if len(wins) == 0 {
+		return nil
+	}
+	read := func(b []byte, off int64) error { return f.readCopyContext(ctx, b, off) }
+	workers := max(1, min(f.readers(0), len(wins)))
+	var (
+		next atomic.Int64
+		stop atomic.Bool
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+	)
+	errs := map[int]error{}
+	for range workers {
+		wg.Go(func() {
+			var buf []byte
+			for !stop.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= len(wins) {
+					return
+				}
+				w := wins[i]
+				err := ctx.Err()
+				if err == nil {
+					err = f.checkWindow(w, &buf, read)
+				}
+				if err != nil {
+					// Windows are taken in order and each taken one is
+					// finished, so every window before i is checked too.
+					mu.Lock()
+					errs[i] = err
+					mu.Unlock()
+					stop.Store(true)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	first := -1
+	for i := range errs {
+		if first < 0 || i < first {
+			first = i
+		}
+	}
+	if first >= 0 {
+		return errs[first]
+	}
+	return nil
+}
+
+// checkWindow checks the gaps of w: in one read when w fits gapWindow, else
+// (one gap, under a large alignment) in pieces.
+func (f *File) checkWindow(w gapWin, buf *[]byte, read func([]byte, int64) error) error {
+	n := w.hi - w.lo
+	if n > gapWindow {
+		return f.checkZero(w.lo, w.hi, read)
+	}
+	if int64(cap(*buf)) < n {
+		*buf = make([]byte, n)
+	}
+	b := (*buf)[:n]
+	if err := read(b, w.lo); err != nil {
+		return err
+	}
+	for _, g := range w.gaps {
+		if i := nonZero(b[g.lo-w.lo : g.hi-w.lo]); i >= 0 {
+			return format.Errorf(format.ErrPadding, "R25", g.lo+int64(i), "padding", "byte not zero")
+		}
+	}
+	return nil
+}
+
+// ReadParallelism is implemented by readers that serve more reads at once
+// than there are CPUs, such as a remote source, whose reads wait on the
+// network: decode then keeps that many reads in flight where it reads in
+// parallel (Verify, checked reads of a tensor).
+type ReadParallelism interface {
+	ReadParallelism() int
+}
+
+// readers is the number of reading goroutines for workers asked for (0:
+// GOMAXPROCS), raised to the reader's parallelism.
+func (f *File) readers(workers int) int {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if rp, ok := f.ra.(ReadParallelism); ok {
+		workers = max(workers, min(rp.ReadParallelism(), 256))
+	}
+	return workers
 }
 
 // readHashed reads t's stored bytes into b (len(b) == t.StoredLength) and
@@ -90,7 +207,7 @@ func (f *File) readHashed(t *Tensor, b []byte, workers int) error {
 	// With fewer chunks than workers, each chunk is hashed on several
 	// goroutines (BLAKE3 is a tree).
 	per := max(1, workers/n)
-	workers = max(1, min(workers, n))
+	workers = max(1, min(f.readers(workers), n))
 	var (
 		next     atomic.Int64
 		firstErr error
@@ -127,10 +244,21 @@ func (f *File) readHashed(t *Tensor, b []byte, workers int) error {
 	return firstErr
 }
 
+// A chunkJob is one chunk of one tensor, or, when group is set, every
+// chunk of a run of small tensors that lie close together, read in one
+// read of [lo, hi): a remote source pays a request per read.
 type chunkJob struct {
-	t     *Tensor
-	chunk int
+	t      *Tensor
+	chunk  int
+	group  []*Tensor
+	lo, hi int64
+	bytes  int64 // stored bytes checked, for progress
 }
+
+// Small raw tensors are verified in groups: a tensor of at most
+// groupTensor stored bytes joins the group before it when at most gapMerge
+// bytes lie between them and the group spans at most gapWindow bytes.
+const groupTensor = 64 << 10
 
 // VerifyRange checks the chunks that cover the stored bytes [off, off+n) of
 // the tensor, such as one rank's row slice in tensor-parallel loading.
@@ -147,7 +275,7 @@ func (t *Tensor) VerifyRange(off, n int64) error {
 	cs := t.f.ChunkSize()
 	buf := make([]byte, min(t.f.scratchSize(), t.StoredLength))
 	for c := off / cs; c <= (off+n-1)/cs; c++ {
-		if err := t.f.checkChunk(t, int(c), buf); err != nil {
+		if err := t.f.checkChunk(context.Background(), t, int(c), buf); err != nil {
 			return err
 		}
 	}
@@ -175,15 +303,26 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 			total += t.StoredLength
 			continue
 		}
-		for c := range t.NumChunks() {
-			jobs = append(jobs, chunkJob{t, c})
-		}
 		total += t.StoredLength
+		if t.StoredLength > 0 && t.StoredLength <= groupTensor {
+			end := t.Offset + t.StoredLength
+			if n := len(jobs); n > 0 && jobs[n-1].group != nil && t.Offset >= jobs[n-1].hi &&
+				t.Offset-jobs[n-1].hi <= gapMerge && end-jobs[n-1].lo <= gapWindow {
+				g := &jobs[n-1]
+				g.group, g.hi, g.bytes = append(g.group, t), end, g.bytes+t.StoredLength
+				continue
+			}
+			jobs = append(jobs, chunkJob{group: []*Tensor{t}, lo: t.Offset, hi: end, bytes: t.StoredLength})
+			continue
+		}
+		for c := range t.NumChunks() {
+			jobs = append(jobs, chunkJob{t: t, chunk: c, bytes: min(f.ChunkSize(), t.StoredLength-int64(c)*f.ChunkSize())})
+		}
 		largest = max(largest, t.StoredLength)
 	}
 	workers := opts.Workers
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		workers = f.readers(0)
 	}
 	workers = max(1, min(workers, len(jobs)))
 
@@ -205,6 +344,7 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 			// Scratch is bounded by the largest tensor as well as the
 			// chunk size, which a file may set to 1 GiB.
 			buf := make([]byte, min(f.scratchSize(), largest))
+			var gbuf []byte // for groups of small tensors, grown to the largest
 			for !stop.Load() {
 				j := next.Add(1) - 1
 				if j >= int64(len(jobs)) {
@@ -215,11 +355,17 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 					return
 				}
 				job := jobs[j]
-				if err := f.checkChunk(job.t, job.chunk, buf); err != nil {
+				var err error
+				if job.group != nil {
+					err = f.checkGroup(ctx, job, &gbuf)
+				} else {
+					err = f.checkChunk(ctx, job.t, job.chunk, buf)
+				}
+				if err != nil {
 					fail(err)
 					return
 				}
-				n := min(f.ChunkSize(), job.t.StoredLength-int64(job.chunk)*f.ChunkSize())
+				n := job.bytes
 				d := done.Add(n)
 				if opts.Progress != nil {
 					progMu.Lock()
@@ -250,6 +396,32 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 	return nil
 }
 
+// checkGroup reads the span of a group of small tensors in one read and
+// checks every chunk of each tensor in it. buf is grown to the span.
+func (f *File) checkGroup(ctx context.Context, job chunkJob, buf *[]byte) error {
+	n := job.hi - job.lo
+	if int64(cap(*buf)) < n {
+		*buf = make([]byte, n)
+	}
+	b := (*buf)[:n]
+	if err := f.readCopyContext(ctx, b, job.lo); err != nil {
+		return err
+	}
+	cs := f.ChunkSize()
+	for _, t := range job.group {
+		stored := b[t.Offset-job.lo : t.Offset-job.lo+t.StoredLength]
+		for c := range t.NumChunks() {
+			lo := int64(c) * cs
+			sum := f.pre.DigestAlgorithm.Sum(stored[lo:min(lo+cs, t.StoredLength)])
+			if !bytes.Equal(sum[:], t.ChunkDigest(c)) {
+				return &format.FormatError{Kind: format.ErrDigest, Rule: "R26", Offset: t.Offset + lo,
+					Field: fmt.Sprintf("tensor %q chunk %d", t.Name, c), Reason: "stored bytes do not match the header"}
+			}
+		}
+	}
+	return nil
+}
+
 // maxWholeChunk is the largest chunk a worker reads whole before hashing
 // it; larger chunks (a file may ask for up to 1 GiB) are streamed through
 // the hash in pieces of this size.
@@ -266,7 +438,7 @@ func (f *File) scratchSize() int64 { return min(f.ChunkSize(), maxWholeChunk) }
 // on a file truncated under the mapping could not be caught; and a read
 // takes no page fault per page of a mapping not yet touched, which made
 // hashing in place slower (docs/BENCHMARKS.md).
-func (f *File) checkChunk(t *Tensor, c int, buf []byte) error {
+func (f *File) checkChunk(ctx context.Context, t *Tensor, c int, buf []byte) error {
 	cs := f.ChunkSize()
 	lo := int64(c) * cs
 	n := min(cs, t.StoredLength-lo)
@@ -275,7 +447,7 @@ func (f *File) checkChunk(t *Tensor, c int, buf []byte) error {
 	}
 	var sum [format.DigestSize]byte
 	if n <= int64(len(buf)) {
-		if err := f.readCopy(buf[:n], t.Offset+lo); err != nil {
+		if err := f.readCopyContext(ctx, buf[:n], t.Offset+lo); err != nil {
 			return err
 		}
 		sum = f.pre.DigestAlgorithm.Sum(buf[:n])
@@ -283,7 +455,7 @@ func (f *File) checkChunk(t *Tensor, c int, buf []byte) error {
 		h := f.pre.DigestAlgorithm.New()
 		for off := int64(0); off < n; {
 			p := buf[:min(int64(len(buf)), n-off)]
-			if err := f.readCopy(p, t.Offset+lo+off); err != nil {
+			if err := f.readCopyContext(ctx, p, t.Offset+lo+off); err != nil {
 				return err
 			}
 			h.Write(p)

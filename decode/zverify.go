@@ -28,7 +28,7 @@ func (f *File) verifyFrame(ctx context.Context, t *Tensor, add func(int64)) erro
 		var ferr error
 		for off := int64(0); off < n; {
 			p := buf[:min(int64(len(buf)), n-off)]
-			if err := f.readCopy(p, t.Offset+lo+off); err != nil {
+			if err := f.readCopyContext(ctx, p, t.Offset+lo+off); err != nil {
 				v.Close()
 				return err
 			}
@@ -50,7 +50,7 @@ func (f *File) verifyFrame(ctx context.Context, t *Tensor, add func(int64)) erro
 			// Later chunks could still fail R26; R26 covers the stored bytes
 			// that no decoder should see, so check them before reporting R27.
 			for c2 := c + 1; c2 < t.NumChunks(); c2++ {
-				if err := f.checkChunk(t, c2, buf); err != nil {
+				if err := f.checkChunk(ctx, t, c2, buf); err != nil {
 					return err
 				}
 			}

@@ -17,8 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/safeweights/safeweights/format"
+	"github.com/safeweights/safeweights/internal/safeopen"
 )
 
 // Source is a random-access byte source of a fixed size.
@@ -47,6 +49,13 @@ type Backend interface {
 	// ErrChanged. A range past the end returns the bytes up to the end
 	// and io.EOF. An error the caller may retry (a 5xx status, a reset
 	// connection, a short body) is wrapped in a *TransientError.
+	//
+	// NewRemote holds every response to the first: info must be filled
+	// whenever err is nil or io.EOF, and a Size or (when both are set)
+	// a Version other than the first response's fails the read with
+	// ErrChanged. n is never more than len(p). Bytes delivered before an
+	// error are kept and the rest asked for again, except on the first
+	// read, which has no version to pin them to and starts over.
 	ReadRange(ctx context.Context, p []byte, off int64, version string) (n int, info Info, err error)
 }
 
@@ -131,3 +140,22 @@ func (s *readerAt) ReadAtContext(ctx context.Context, p []byte, off int64) (int,
 func (s *readerAt) Size() int64  { return s.size }
 func (s *readerAt) Name() string { return s.name }
 func (s *readerAt) Close() error { return nil }
+
+// file is a Source over a local file it owns.
+type file struct {
+	readerAt
+	f *os.File
+}
+
+// OpenFile opens the local file at path as a Source. Like decode.Open, it
+// refuses a FIFO, a device or a directory (format.ErrNotRegular) before
+// anything reads it; Close closes the file.
+func OpenFile(path string) (Source, error) {
+	fh, st, err := safeopen.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	return &file{readerAt: readerAt{r: fh, size: st.Size(), name: path}, f: fh}, nil
+}
+
+func (s *file) Close() error { return s.f.Close() }

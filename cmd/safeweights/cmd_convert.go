@@ -61,6 +61,28 @@ OUT/model.swtidx, the shard index that names each by its header digest
 		if in == "-" || out == "-" {
 			return usageErrorf("convert: IN and OUT must be files").withHint("conversion maps the source and renames the output into place; standard input and output cannot do that")
 		}
+		if isURL(in) { // remote.go
+			if _, err := os.Lstat(out); err == nil && !force {
+				return usageErrorf("convert: %s already exists", clean(out)).withHint("add --force to replace it")
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			b := e.newBar("convert", 0)
+			var opts []convert.Option
+			if b != nil {
+				opts = append(opts, convert.WithProgress(b.set))
+			}
+			err := exportRemote(ctx, in, out, opts...)
+			b.finish()
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				return writeJSON(e.stdout, map[string]string{"source": in, "output": out, "source_format": "safeweights", "output_format": "safetensors"})
+			}
+			fmt.Fprintf(e.stdout, "exported %s to safetensors %s\n", clean(in), clean(out))
+			return nil
+		}
 		if isSafetensorsIndex(in) { // shards.go
 			return convertShardsIndexed(e, in, out, modelID, indexKey, jsonOut)
 		}

@@ -40,7 +40,12 @@ then it exits 1 when they differ.`,
 		}
 		var sums [2]*auto.Summary
 		for i, p := range pos {
-			if sums[i], err = auto.Summarize(context.Background(), p, convert.WithDecodeOptions(decode.WithoutMmap())); err != nil {
+			if isURL(p) { // remote.go: a .swt file on a server
+				sums[i], err = summarizeRemote(p)
+			} else {
+				sums[i], err = auto.Summarize(context.Background(), p, convert.WithDecodeOptions(decode.WithoutMmap()))
+			}
+			if err != nil {
 				return fmt.Errorf("%s: %w", clean(p), err)
 			}
 		}

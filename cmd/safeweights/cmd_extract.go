@@ -63,7 +63,7 @@ required before any byte is written.`,
 		if isShardIndex(pos[0]) { // shards.go
 			return extractIndex(e, pos[0], pos[len(pos)-1], out, all, sliceSpec, trusted)
 		}
-		dopts, err := extractOptions(trusted) // slice.go
+		dopts, err := extractOptions(trusted, pos[0]) // slice.go
 		if err != nil {
 			return err
 		}

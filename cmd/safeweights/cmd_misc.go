@@ -135,7 +135,11 @@ the run and where the time went (registering, reading, hashing, copying).`,
 			}
 			// The loader checks data digests itself under --verify; the
 			// policy checks the header signature before any tensor is seen.
-			dopts = append(dopts, decode.WithPolicy(sign.Require(kr)), decode.WithVerify(decode.VerifyLazy))
+			p, err := requirePolicy(kr, pos[0]) // remote.go
+			if err != nil {
+				return err
+			}
+			dopts = append(dopts, decode.WithPolicy(p), decode.WithVerify(decode.VerifyLazy))
 		}
 		if pos[0] == "-" {
 			return usageErrorf("load: FILE must be a file").withHint("the loader maps the file; standard input cannot be mapped")
@@ -147,7 +151,7 @@ the run and where the time went (registering, reading, hashing, copying).`,
 		if err != nil {
 			return err
 		}
-		f, err := decode.Open(pos[0], dopts...)
+		f, err := openSWT(e, pos[0], false, dopts...)
 		if err != nil {
 			return err
 		}

@@ -38,8 +38,10 @@ intact but not authenticated.
 Exit status: 0 verified; 1 a digest, the header or the signature check
 failed, no trusted key signed the file, or there are no trusted keys; 2
 usage; 3 I/O error.
-FILE "-" reads standard input (at most 1 GiB).`,
+FILE "-" reads standard input (at most 1 GiB). FILE may be an http(s) URL:
+it is read by range requests, its FILE.sig fetched from beside it.`,
 		example: `  safeweights verify --trusted alice.pub model.swt
+  safeweights verify --trusted alice.pub https://hub.example/acme/model.swt
   SAFEWEIGHTS_TRUSTED=~/keys safeweights verify model.swt
   safeweights verify --integrity-only model.swt
   safeweights verify --trusted ~/.config/safeweights/trusted/ --json model.swt`,
@@ -94,7 +96,16 @@ FILE "-" reads standard input (at most 1 GiB).`,
 			if requireAll {
 				opts = append(opts, sign.WithRequireAll())
 			}
-			if pos[0] != "-" {
+			if isURL(pos[0]) { // remote.go
+				det, err := remoteDetached(pos[0])
+				if err != nil {
+					b.finish()
+					return verifyFailed(e, jsonOut, pos[0], err)
+				}
+				if det != nil {
+					opts = append(opts, sign.WithDetachedSignature(det))
+				}
+			} else if pos[0] != "-" {
 				if _, serr := os.Stat(sign.DetachedPath(pos[0])); serr == nil {
 					det, err := sign.ReadDetached(pos[0])
 					opts = append(opts, sign.WithDetachedSignature(det))

@@ -20,6 +20,9 @@ import (
 	"github.com/safeweights/safeweights/format"
 	"github.com/safeweights/safeweights/gpu"
 	"github.com/safeweights/safeweights/sign"
+	"github.com/safeweights/safeweights/source"
+	"github.com/safeweights/safeweights/source/httpsrc"
+	"github.com/safeweights/safeweights/source/remote"
 )
 
 // Exit codes (docs/CLI.md, "Exit codes").
@@ -161,7 +164,20 @@ func classify(err error) (int, []string) {
 	}
 	hint := func(h string) { hints = append(hints, h) }
 	code := exitError
+	var st *source.StatusError
 	switch {
+	case errors.Is(err, remote.ErrScheme):
+		code = exitUsage
+		hint("FILE may be a path or an http:// or https:// URL")
+	case errors.Is(err, source.ErrChanged):
+		code = exitError
+		hint("the file changed on the server while it was read; run the command again")
+	case errors.Is(err, httpsrc.ErrNoRanges):
+		code = exitError
+		hint("the server does not answer range requests; download the file and pass its path")
+	case errors.As(err, &st) && (st.Code == 401 || st.Code == 403):
+		code = exitError
+		hint("the server refused the request; set " + tokenEnv + " to a token it accepts (sent over https only)")
 	case errors.Is(err, format.ErrIO):
 		code = exitError
 	case errors.Is(err, format.ErrNotRegular):
@@ -278,7 +294,8 @@ func printUsage(w io.Writer) {
 	}
 	fmt.Fprint(w, `
 Run 'safeweights COMMAND --help' for a command's flags and examples.
-A FILE argument of "-" means standard input where a command says so.
+A FILE argument of "-" means standard input where a command says so; a .swt
+FILE that a command reads may be an http:// or https:// URL.
 
 Exit codes:
   0  success

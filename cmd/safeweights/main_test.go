@@ -29,6 +29,7 @@ func TestScripts(t *testing.T) {
 			"append":    cmdAppend,
 			"mkshards":  cmdMkshards,  // shards_test.go
 			"replacein": cmdReplaceIn, // shards_test.go
+			"httpserve": cmdHTTPServe, // remote_test.go
 		},
 		RequireExplicitExec: true,
 	})

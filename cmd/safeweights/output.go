@@ -32,8 +32,12 @@ func readStdin(r io.Reader) ([]byte, error) {
 	return b, nil
 }
 
-// openSWT opens a .swt file, or standard input for "-".
+// openSWT opens a .swt file, standard input for "-", or an http(s) URL
+// (remote.go). Every command that reads a .swt file opens it here.
 func openSWT(e *env, path string, header bool, opts ...decode.Option) (*decode.File, error) {
+	if isURL(path) {
+		return openRemote(path, opts...)
+	}
 	if path == "-" {
 		b, err := readStdin(e.stdin)
 		if err != nil {

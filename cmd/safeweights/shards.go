@@ -33,6 +33,9 @@ func isShardIndex(path string) bool {
 	if path == "-" {
 		return false
 	}
+	if isURL(path) { // remote.go
+		return isRemoteIndex(path)
+	}
 	fh, _, err := safeopen.Open(path) // a FIFO is refused, never waited on
 	if err != nil {
 		return false
@@ -48,14 +51,14 @@ func isShardIndex(path string) bool {
 // still checked against it).
 func openIndex(path, trusted string) (*shard.Model, error) {
 	if trusted == "" {
-		return shard.Open(context.Background(), path, shard.LocalOpener, nil, shard.UnsafeSkipSignature(),
+		return shard.Open(context.Background(), path, shardOpener, nil, shard.UnsafeSkipSignature(),
 			shard.WithDecodeOptions(decode.WithVerify(decode.VerifyLazy)))
 	}
 	kr, err := sign.LoadKeyRing(trusted)
 	if err != nil {
 		return nil, err
 	}
-	return shard.Open(context.Background(), path, shard.LocalOpener, kr)
+	return shard.Open(context.Background(), path, shardOpener, kr)
 }
 
 type indexInfo struct {

@@ -10,7 +10,7 @@ import (
 
 // extractOptions are the decode options of extract: digests checked
 // lazily, and with --trusted a trusted signature required first.
-func extractOptions(trusted string) ([]decode.Option, error) {
+func extractOptions(trusted, ref string) ([]decode.Option, error) {
 	// Unmapped: every byte is read with pread into a buffer of ours, so a
 	// file truncated while it is read gives an error, never SIGBUS in the
 	// npy writer, which copies outside decode's fault guard.
@@ -22,7 +22,11 @@ func extractOptions(trusted string) ([]decode.Option, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(opts, decode.WithPolicy(sign.Require(kr))), nil
+	p, err := requirePolicy(kr, ref) // remote.go
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, decode.WithPolicy(p)), nil
 }
 
 // extractSlice writes the slice spec (NumPy syntax) of t to out as .npy:

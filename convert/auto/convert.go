@@ -139,17 +139,7 @@ func Summarize(ctx context.Context, path string, opts ...convert.Option) (*Summa
 			return nil, err
 		}
 		defer f.Close()
-		for t := range f.All() {
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("auto: %w", err)
-			}
-			b, err := t.Bytes()
-			if err != nil {
-				return nil, err
-			}
-			s.Tensors = append(s.Tensors, summarize(t.Name, t.DType.String(), t.Shape, b))
-		}
-		return s, nil
+		return SummarizeFile(ctx, f, path)
 	}
 	src, err := convert.OpenSource(path)
 	if err != nil {
@@ -165,6 +155,25 @@ func Summarize(ctx context.Context, path string, opts ...convert.Option) (*Summa
 			return nil, fmt.Errorf("auto: %w", err)
 		}
 		s.Tensors = append(s.Tensors, summarize(t.Name, t.DType.String(), t.Shape, t.Data))
+	}
+	return s, nil
+}
+
+// SummarizeFile digests every tensor of the open .swt file f, named path
+// in the Summary: a file opened from any source (a URL through
+// source/remote). Open f under a verify mode to have its chunk digests
+// checked as it is read.
+func SummarizeFile(ctx context.Context, f *decode.File, path string) (*Summary, error) {
+	s := &Summary{Path: path, Format: SWT.String(), Tensors: []TensorSummary{}}
+	for t := range f.All() {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("auto: %w", err)
+		}
+		b, err := t.Bytes()
+		if err != nil {
+			return nil, err
+		}
+		s.Tensors = append(s.Tensors, summarize(t.Name, t.DType.String(), t.Shape, b))
 	}
 	return s, nil
 }
