@@ -181,4 +181,3 @@ func (f *file) typeNameOf(dt *dtype, b []byte, depth int) (string, error) {
 	}
 	return "", nil
 }
-
