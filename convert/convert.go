@@ -114,6 +114,10 @@ type Node struct {
 	DType string `json:"dtype,omitempty"`
 	// Dropped says why the value is not in the output (a Drop kind).
 	Dropped string `json:"dropped,omitempty"`
+	// Ref, on a node that stands for a value already described, names
+	// the path of the node it refers back to (a back-edge of a cycle). A
+	// node with Ref needs no Kind.
+	Ref string `json:"ref,omitempty"`
 }
 
 // Field is a named member of a struct or named tuple.
