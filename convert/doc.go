@@ -4,6 +4,7 @@
 // writer that turns a Model into a .swt file.
 //
 // Readers live in subpackages (convert/bson, convert/jld2,
-// convert/safetensors). None of them ever executes code from the source file:
+// convert/safetensors); convert/structure reads a recorded structure back
+// from a file's metadata. None of them ever executes code from the source file:
 // code objects are reported and dropped.
 package convert
