@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -180,4 +181,69 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("not stable:\n%s\n%s", js, js2)
 		}
 	})
+}
+
+// chains returns every Flux.Chain's layers node in a tree.
+func chains(n *convert.Node, out []*convert.Node) []*convert.Node {
+	if n == nil {
+		return out
+	}
+	if n.Kind == "struct" && n.Type == "Flux.Chain" && len(n.Fields) == 1 && n.Fields[0].Name == "layers" {
+		out = append(out, n.Fields[0].Node)
+	}
+	for _, it := range n.Items {
+		out = chains(it, out)
+	}
+	for _, f := range n.Fields {
+		out = chains(f.Node, out)
+	}
+	return out
+}
+
+func tensors(n *convert.Node, out []string) []string {
+	if n == nil {
+		return out
+	}
+	if n.Tensor != "" {
+		out = append(out, n.Tensor)
+	}
+	for _, it := range n.Items {
+		out = tensors(it, out)
+	}
+	for _, f := range n.Fields {
+		out = tensors(f.Node, out)
+	}
+	return out
+}
+
+// TestFixtureChainPositions: in every Chain of every fixture, from either
+// format, item i is Julia's layer i: the tensors below it are named
+// ….layers.<i>.… (CONVERSION.md S1). Every Chain of a fixture is in a
+// tuple; its function layers are function nodes.
+func TestFixtureChainPositions(t *testing.T) {
+	all := fixtureStructures(t, 0)
+	if len(all) == 0 {
+		t.Skip("no fixtures")
+	}
+	seen := 0
+	for name, js := range all {
+		root, err := structure.Parse(js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, layers := range chains(root, nil) {
+			seen++
+			for i, it := range layers.Items {
+				part := ".layers." + strconv.Itoa(i+1) + "."
+				for _, tn := range tensors(it, nil) {
+					if !strings.Contains(tn, part) {
+						t.Errorf("%s: Chain item %d holds %s", name, i+1, tn)
+					}
+				}
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no Chain in the fixtures")
+	}
 }
