@@ -362,7 +362,9 @@ type activation struct {
 
 func activationFn(n *convert.Node, path string) (activation, error) {
 	if n == nil {
-		return activation{name: "identity", f: func(x float32) float32 { return x }}, nil
+		// The converters record every activation (spec/CONVERSION.md S1);
+		// a layer without one is not a layout this server knows.
+		return activation{}, fmt.Errorf("%s: no activation recorded", path)
 	}
 	if n.Kind != "function" {
 		return activation{}, fmt.Errorf("%s: the activation is a %s, not a function", path, n.Kind)
