@@ -88,6 +88,13 @@ func TestStructureSameFromBothFormats(t *testing.T) {
 				t.Fatal(err)
 			}
 			equivalent(t, mb.Structure, mj.Structure)
+			// JLD2 0.5 and later name every field, those without data
+			// included: the same structure.
+			m5, err := Read(chainJLD2v(layers, true), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			equivalent(t, mb.Structure, m5.Structure)
 			items := chainItems(t, mj, "model")
 			if len(items) != len(layers) {
 				t.Fatalf("%d layers, want %d", len(items), len(layers))

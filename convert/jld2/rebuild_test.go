@@ -400,14 +400,14 @@ func TestRebuildFromStructure(t *testing.T) {
 		for i, d := range c.jsize {
 			shape[len(shape)-1-i] = d
 		}
-		for _, format := range []string{"bson", "jld2"} {
+		for _, format := range []string{"bson", "jld2", "jld2-0.5"} {
 			t.Run(c.name+"/"+format, func(t *testing.T) {
 				var m *convert.Model
 				var err error
 				if format == "bson" {
 					m, err = bson.Read(chainBSON(c.layers), bson.Options{})
 				} else {
-					m, err = Read(chainJLD2(c.layers), Options{})
+					m, err = Read(chainJLD2v(c.layers, format == "jld2-0.5"), Options{})
 				}
 				if err != nil {
 					t.Fatal(err)

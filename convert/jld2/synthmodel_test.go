@@ -189,7 +189,7 @@ func dataTypeDT() []byte {
 
 // dataTypeValue returns the bytes of a Core.DataType value named name with
 // the given parameters (references to objects).
-func (b *h5) dataTypeValue(name string, params []uint64) []byte {
+func (b *jw) dataTypeValue(name string, params []uint64) []byte {
 	coll := b.heap([]byte(name), u64s(params...))
 	v := vlenRef(len(name), coll, 1)
 	return append(v, vlenRef(len(params), coll, 2)...)
@@ -197,7 +197,7 @@ func (b *h5) dataTypeValue(name string, params []uint64) []byte {
 
 // typeParam writes a type parameter: a Core.DataType value, or an Int64
 // for a number.
-func (b *h5) typeParam(p any) uint64 {
+func (b *jw) typeParam(p any) uint64 {
 	switch p := p.(type) {
 	case int:
 		return b.object(mSpace(), mType(dtI64()), mCompact(u64s(uint64(p))))
@@ -208,40 +208,74 @@ func (b *h5) typeParam(p any) uint64 {
 }
 
 // committedP writes a committed datatype whose julia_type has parameters.
-func (b *h5) committedP(dt []byte, name string, params ...any) uint64 {
+func (b *jw) committedP(dt []byte, name string, attrs []hmsg, params ...any) uint64 {
 	refs := make([]uint64, len(params))
 	for i, p := range params {
 		refs[i] = b.typeParam(p)
 	}
-	return b.object(hmsg{typ: msgDatatype, data: dt}, mAttr("julia_type", dataTypeDT(), nil, b.dataTypeValue(name, refs)))
+	msgs := []hmsg{{typ: msgDatatype, data: dt}, mAttr("julia_type", dataTypeDT(), nil, b.dataTypeValue(name, refs))}
+	return b.object(append(msgs, attrs...)...)
 }
 
-// jMember is one compound member: its name, HDF5 type and bytes.
+// jw writes JLD2 files: before 0.5 (v05 false), a compound holds only
+// the fields with data; from 0.5 on, field_names and field_types list
+// every field.
+type jw struct {
+	*h5
+	v05 bool
+}
+
+// jMember is one field: its name, HDF5 type and bytes, or for a field
+// without data the name of its type.
 type jMember struct {
-	name string
-	dt   []byte
-	val  []byte
+	name  string
+	dt    []byte
+	val   []byte
+	ghost string
 }
 
-func ref(name string, addr uint64) jMember { return jMember{name, dtRef(), u64s(addr)} }
+func ghostField(name, typ string) jMember { return jMember{name: name, ghost: typ} }
+
+func ref(name string, addr uint64) jMember { return jMember{name: name, dt: dtRef(), val: u64s(addr)} }
 
 // jStruct writes a scalar dataset of a committed compound type.
-func (b *h5) jStruct(name string, params []any, ms ...jMember) uint64 {
-	names := make([]string, len(ms))
-	types := make([][]byte, len(ms))
-	sizes := make([]uint32, len(ms))
+func (b *jw) jStruct(name string, params []any, ms ...jMember) uint64 {
+	var names, all []string
+	var types [][]byte
+	var sizes []uint32
 	var val []byte
-	for i, m := range ms {
-		names[i], types[i], sizes[i] = m.name, m.dt, uint32(len(m.val))
+	var ftypes []uint64
+	for _, m := range ms {
+		all = append(all, m.name)
+		ftypes = append(ftypes, b.typeParam(m.ghost))
+		if m.ghost != "" {
+			continue
+		}
+		names, types, sizes = append(names, m.name), append(types, m.dt), append(sizes, uint32(len(m.val)))
 		val = append(val, m.val...)
 	}
-	t := b.committedP(dtCompound(names, types, sizes), name, params...)
+	var extra []hmsg
+	if b.v05 {
+		var strs [][]byte
+		for _, n := range all {
+			strs = append(strs, []byte(n))
+		}
+		coll := b.heap(strs...)
+		var refs []byte
+		for i, n := range all {
+			refs = append(refs, vlenRef(len(n), coll, uint32(i+1))...)
+		}
+		extra = append(extra,
+			mAttr("field_names", dtVlenString(), []uint64{uint64(len(all))}, refs),
+			mAttr("field_types", dtRef(), []uint64{uint64(len(all))}, u64s(ftypes...)))
+	}
+	t := b.committedP(dtCompound(names, types, sizes), name, extra, params...)
 	return b.object(mSpace(), mShared(t), mCompact(val))
 }
 
 // jArray writes a Float32 array of Julia size sz: HDF5 dimensions are the
 // reverse, the bytes the same.
-func (b *h5) jArray(v []float32, sz []int) uint64 {
+func (b *jw) jArray(v []float32, sz []int) uint64 {
 	dims := make([]uint64, len(sz))
 	for i, d := range sz {
 		dims[len(sz)-1-i] = uint64(d)
@@ -249,72 +283,78 @@ func (b *h5) jArray(v []float32, sz []int) uint64 {
 	return b.f32Dataset(dims, v)
 }
 
-func (b *h5) jInts(v []int) uint64 {
+func (b *jw) jInts(v []int) uint64 {
 	ms := make([]jMember, len(v))
 	for i, x := range v {
-		ms[i] = jMember{strconv.Itoa(i + 1), dtI64(), u64s(uint64(x))}
+		ms[i] = jMember{name: strconv.Itoa(i + 1), dt: dtI64(), val: u64s(uint64(x))}
 	}
 	return b.jStruct("Core.NTuple", []any{len(v), "Core.Int64"}, ms...)
 }
 
-func (b *h5) jBias(v []float32) jMember {
+func (b *jw) jBias(v []float32) jMember {
 	if v == nil {
-		return jMember{"bias", dtBool(), []byte{0}}
+		return jMember{name: "bias", dt: dtBool(), val: []byte{0}}
 	}
 	return ref("bias", b.jArray(v, []int{len(v)}))
 }
 
 func f32member(name string, x float32) jMember {
-	return jMember{name, dtF32(), f32bytes([]float32{x})}
+	return jMember{name: name, dt: dtF32(), val: f32bytes([]float32{x})}
 }
 
 func boolMember(name string, v bool) jMember {
 	if v {
-		return jMember{name, dtBool(), []byte{1}}
+		return jMember{name: name, dt: dtBool(), val: []byte{1}}
 	}
-	return jMember{name, dtBool(), []byte{0}}
+	return jMember{name: name, dt: dtBool(), val: []byte{0}}
 }
 
 // jNothing writes nothing: a dataset without data of type Core.Nothing.
-func (b *h5) jNothing() uint64 {
-	t := b.committedP(dtRef(), "Core.Nothing")
+func (b *jw) jNothing() uint64 {
+	t := b.committedP(dtRef(), "Core.Nothing", nil)
 	return b.object(hmsg{typ: msgDataspace, data: []byte{2, 0, 0, 2}}, mShared(t), mCompact(nil))
 }
 
 // jld2 writes the layer, or returns ok false for a layer without data
 // (a function), which JLD2 leaves out of the Chain's tuple.
-func (l sLayer) jld2(b *h5) (uint64, bool) {
+func (l sLayer) jld2(b *jw) (uint64, bool) {
 	fn := fnModule(l.act) + ".#" + l.act
 	switch l.kind {
 	case "dense":
 		return b.jStruct("Flux.Dense", []any{fn, "Core.Array", "Core.Array"},
-			ref("weight", b.jArray(l.w, l.wsz)), b.jBias(l.b)), true
+			ref("weight", b.jArray(l.w, l.wsz)), b.jBias(l.b), ghostField("σ", fn)), true
 	case "conv":
 		return b.jStruct("Flux.Conv", []any{2, 4, fn, "Core.Array", "Core.Array"},
-			ref("weight", b.jArray(l.w, l.wsz)), b.jBias(l.b), ref("stride", b.jInts(l.stride)),
-			ref("pad", b.jInts(l.pad)), ref("dilation", b.jInts(l.dilation)), jMember{"groups", dtI64(), u64s(uint64(l.groups))}), true
+			ghostField("σ", fn), ref("weight", b.jArray(l.w, l.wsz)), b.jBias(l.b), ref("stride", b.jInts(l.stride)),
+			ref("pad", b.jInts(l.pad)), ref("dilation", b.jInts(l.dilation)), jMember{name: "groups", dt: dtI64(), val: u64s(uint64(l.groups))}), true
 	case "maxpool", "meanpool":
 		return b.jStruct(l.fluxType(), []any{2, 4}, ref("k", b.jInts(l.k)), ref("pad", b.jInts(l.pad)), ref("stride", b.jInts(l.stride))), true
 	case "batchnorm":
 		c := len(l.mu)
 		return b.jStruct("Flux.BatchNorm", []any{fn, "Core.Array", "Core.Float32", "Core.Array"},
-			ref("β", b.jArray(l.beta, []int{c})), ref("γ", b.jArray(l.gamma, []int{c})),
+			ghostField("λ", fn), ref("β", b.jArray(l.beta, []int{c})), ref("γ", b.jArray(l.gamma, []int{c})),
 			ref("μ", b.jArray(l.mu, []int{c})), ref("σ²", b.jArray(l.s2, []int{c})),
 			f32member("ϵ", l.eps), f32member("momentum", l.momentum), boolMember("affine", true), boolMember("track_stats", true),
-			ref("active", b.jNothing()), jMember{"chs", dtI64(), u64s(uint64(c))}), true
+			ref("active", b.jNothing()), jMember{name: "chs", dt: dtI64(), val: u64s(uint64(c))}), true
 	}
 	return 0, false
 }
 
 // chainJLD2 writes model = Chain(layers...) as JLD2 0.4 does.
-func chainJLD2(layers []sLayer) []byte {
-	b := newH5()
+func chainJLD2(layers []sLayer) []byte { return chainJLD2v(layers, false) }
+
+// chainJLD2v writes model = Chain(layers...) as JLD2 0.4 does, or with
+// v05 as JLD2 0.5 and later do.
+func chainJLD2v(layers []sLayer, v05 bool) []byte {
+	b := &jw{h5: newH5(), v05: v05}
 	var ms []jMember
 	params := make([]any, len(layers))
 	for i, l := range layers {
 		params[i] = l.fluxType()
 		if a, ok := l.jld2(b); ok {
 			ms = append(ms, ref(strconv.Itoa(i+1), a))
+		} else {
+			ms = append(ms, ghostField(strconv.Itoa(i+1), l.fluxType()))
 		}
 	}
 	tup := b.jStruct("Core.Tuple", params, ms...)

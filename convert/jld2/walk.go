@@ -755,7 +755,7 @@ func (w *walker) compound(path []string, dt *dtype, b []byte, ti *typeInfo, base
 			n.Fields = append(n.Fields, convert.Field{Name: name, Node: c})
 		}
 	}
-	if slots, ok := ghostSlots(kind, base, dt, ti); ok && names == nil {
+	if slots, ok := ghostSlots(kind, base, dt, ti); names == nil && ok {
 		// Before JLD2 0.5: fields without data restored in place, so that
 		// item i of a Chain is layer i and a Dense has its σ.
 		for _, s := range slots {
