@@ -121,6 +121,14 @@ func ghostSlots(kind, base string, dt *dtype, ti *typeInfo) ([]slot, bool) {
 	return nil, false
 }
 
+// restorable returns ghostSlots for a compound without field_names.
+func restorable(names []string, kind, base string, dt *dtype, ti *typeInfo) ([]slot, bool) {
+	if names != nil {
+		return nil, false
+	}
+	return ghostSlots(kind, base, dt, ti)
+}
+
 // isAnonymous reports whether a function type name (its last part, after
 // the module path) is that of an anonymous function or closure: Julia
 // names those "#1", "#3#4" or "#f#5", a named function's type "#relu".

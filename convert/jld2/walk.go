@@ -755,7 +755,7 @@ func (w *walker) compound(path []string, dt *dtype, b []byte, ti *typeInfo, base
 			n.Fields = append(n.Fields, convert.Field{Name: name, Node: c})
 		}
 	}
-	if slots, ok := ghostSlots(kind, base, dt, ti); names == nil && ok {
+	if slots, ok := restorable(names, kind, base, dt, ti); ok {
 		// Before JLD2 0.5: fields without data restored in place, so that
 		// item i of a Chain is layer i and a Dense has its σ.
 		for _, s := range slots {
