@@ -108,13 +108,21 @@ type Node struct {
 	Items []*Node `json:"items,omitempty"`
 	// Tensor names the output tensor an array became.
 	Tensor string `json:"tensor,omitempty"`
-	// Function is a function's name, such as "relu".
+	// Function is a function's name, such as "relu"; empty for an
+	// anonymous function.
 	Function string `json:"function,omitempty"`
+	// Anonymous marks an anonymous function or closure (Julia's "#3#4"):
+	// a consumer cannot rebuild it, only see that a function stood there.
+	Anonymous bool `json:"anonymous,omitempty"`
 	// Value is a scalar, string or symbol as text; DType is a scalar's type.
 	Value string `json:"value,omitempty"`
 	DType string `json:"dtype,omitempty"`
 	// Dropped says why the value is not in the output (a Drop kind).
 	Dropped string `json:"dropped,omitempty"`
+	// Ref, on a node that stands for a value already described, names
+	// the path of the node it refers back to (a back-edge of a cycle). A
+	// node with Ref needs no Kind.
+	Ref string `json:"ref,omitempty"`
 }
 
 // Field is a named member of a struct or named tuple.

@@ -5,7 +5,8 @@
 // converter takes.
 //
 // Readers live in subpackages (convert/bson, convert/jld2,
-// convert/safetensors; convert/auto picks one by content). None of them ever
+// convert/safetensors; convert/auto picks one by content); convert/structure
+// reads a recorded structure back from a file's metadata. None of them ever
 // executes code from the source file: code objects are reported and dropped.
 // Each has the same entry points:
 //

@@ -624,7 +624,12 @@ func (w *walker) structure(v val, td tdoc, parts []string, c ctx) (*convert.Node
 	data := td.f[kData]
 	if ti.kind == tagAnonymous {
 		w.peekVersion(ti.typename)
-		return w.code(parts, v.off, "closure (instance of an anonymous function)")
+		n, err := w.code(parts, v.off, "closure (instance of an anonymous function)")
+		if n != nil {
+			// It keeps its place, in a Chain too (CONVERSION.md 4).
+			n.Kind, n.Anonymous = "function", true
+		}
+		return n, err
 	}
 	if ti.kind != tagDatatype {
 		return nil, w.errAt(v.off, convert.ErrMalformed, "struct of type %s", ti.name)

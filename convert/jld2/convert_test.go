@@ -50,6 +50,9 @@ func FuzzRead(f *testing.F) {
 	w := b.f32Dataset([]uint64{2}, []float32{1, 2})
 	inner := structFile(b, []string{"weight", "tied"}, []uint64{w, w})
 	f.Add(b.finish(b.group([]string{"model"}, []uint64{inner})))
+	// Chains whose functions are only among the type parameters.
+	f.Add(chainJLD2(denseModel()))
+	f.Add(chainJLD2(convModel()))
 	if dir := fixtureDirOrEmpty(); dir != "" {
 		fx, _ := filepath.Glob(filepath.Join(dir, "*.jld2"))
 		for _, p := range fx {

@@ -21,6 +21,9 @@ type typeInfo struct {
 	// funcParams are the function types among the type parameters: the
 	// fields without data that old files name nowhere else.
 	funcParams []string
+	// params are the type names of the type parameters in order, "" for a
+	// parameter that is not a type (such as the 2 of Conv{2, ...}).
+	params []string
 }
 
 // typeInfo reads the attributes of the committed datatype at addr, once.
@@ -43,8 +46,13 @@ func (f *file) typeInfo(addr uint64) (*typeInfo, error) {
 			if ti.name, err = f.typeNameOf(a.dt, a.data, 0); err != nil {
 				return nil, err
 			}
-			if ti.funcParams, err = f.functionParams(a.dt, a.data); err != nil {
+			if ti.params, err = f.typeParams(a.dt, a.data); err != nil {
 				return nil, err
+			}
+			for _, p := range ti.params {
+				if base := baseName(p); isFunction(base) {
+					ti.funcParams = append(ti.funcParams, functionName(base))
+				}
 			}
 		case "field_datatypes":
 			if ti.fieldTypes, err = f.refs(a); err != nil {
@@ -172,33 +180,4 @@ func (f *file) typeNameOf(dt *dtype, b []byte, depth int) (string, error) {
 		}
 	}
 	return "", nil
-}
-
-// functionParams returns the function types among the parameters of a
-// Core.DataType value.
-func (f *file) functionParams(dt *dtype, b []byte) ([]string, error) {
-	if dt.class != classCompound || uint64(len(b)) < uint64(dt.size) {
-		return nil, nil
-	}
-	var out []string
-	for _, m := range dt.members {
-		if m.name != "parameters" || m.typ.class != classVlen || m.typ.size != 16 || !m.typ.base.isObjectRef() {
-			continue
-		}
-		s, n, err := f.vlen(b[m.offset:], 8)
-		if err != nil {
-			return nil, err
-		}
-		ref := &dtype{class: classRef, size: 8, version: 1}
-		for i := uint64(0); i < n && i < 64; i++ {
-			name, err := f.typeNameOf(ref, s[8*i:], 1)
-			if err != nil {
-				return nil, err
-			}
-			if base := baseName(name); isFunction(base) {
-				out = append(out, functionName(base))
-			}
-		}
-	}
-	return out, nil
 }

@@ -517,13 +517,17 @@ func (w *walker) keyText(dt *dtype, b []byte, ti *typeInfo) (string, string, err
 func (w *walker) ghost(path []string, name string) (*convert.Node, error) {
 	base := baseName(name)
 	switch {
+	case isFunction(base) && isAnonymous(base):
+		// Only the type is stored: JLD2 writes no code (CONVERSION.md 4).
+		w.drop(path, convert.DropFunction, base)
+		return w.node(path, &convert.Node{Kind: "function", Type: base, Anonymous: true})
 	case isFunction(base):
 		w.drop(path, convert.DropFunction, base)
 		return w.node(path, &convert.Node{Kind: "function", Type: base, Function: functionName(base)})
 	case base == "Core.Nothing" || base == "Nothing":
 		return w.node(path, &convert.Node{Kind: "nothing", Type: base})
-	case base == "Core.Tuple" || base == "Tuple":
-		return w.node(path, &convert.Node{Kind: "tuple", Type: base})
+	case isTuple(base):
+		return w.node(path, &convert.Node{Kind: "tuple", Type: "Core.Tuple"})
 	case base == "Core.NamedTuple" || base == "NamedTuple":
 		return w.node(path, &convert.Node{Kind: "namedtuple", Type: base})
 	}
@@ -717,7 +721,10 @@ func (w *walker) compound(path []string, dt *dtype, b []byte, ti *typeInfo, base
 	case "Core.NamedTuple", "NamedTuple":
 		kind = "namedtuple"
 	case "Core.Tuple", "Tuple", "NTuple", "Core.NTuple":
+		// NTuple{N, T} is an alias of Tuple{T, ...}: one name, as in
+		// BSON (CONVERSION.md 4).
 		kind = "tuple"
+		base = "Core.Tuple"
 	}
 	n, err := w.node(path, &convert.Node{Kind: kind, Type: base})
 	if err != nil {
@@ -747,6 +754,23 @@ func (w *walker) compound(path []string, dt *dtype, b []byte, ti *typeInfo, base
 		} else {
 			n.Fields = append(n.Fields, convert.Field{Name: name, Node: c})
 		}
+	}
+	if slots, ok := restorable(names, kind, base, dt, ti); ok {
+		// Before JLD2 0.5: fields without data restored in place, so that
+		// item i of a Chain is layer i and a Dense has its σ.
+		for _, s := range slots {
+			var c *convert.Node
+			if s.member >= 0 {
+				c, err = walkMember(s.member)
+			} else {
+				c, err = w.ghost(append(slices.Clip(path), s.name), s.ghost)
+			}
+			if err != nil {
+				return nil, err
+			}
+			add(s.name, c)
+		}
+		return n, nil
 	}
 	if names == nil {
 		if ti != nil {
@@ -841,6 +865,14 @@ func baseName(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+func isTuple(base string) bool {
+	switch base {
+	case "Core.Tuple", "Tuple", "NTuple", "Core.NTuple":
+		return true
+	}
+	return false
 }
 
 func isFunction(base string) bool {

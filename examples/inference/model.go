@@ -1,13 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 
 	"github.com/safeweights/safeweights/convert"
+	"github.com/safeweights/safeweights/convert/structure"
 	"github.com/safeweights/safeweights/decode"
 )
 
@@ -47,11 +47,13 @@ func buildModel(f *decode.File) (chain, error) {
 	if !ok {
 		return nil, fmt.Errorf("the file has no %s metadata: it was not converted from a Flux checkpoint", convert.MetaStructure)
 	}
-	var root convert.Node
-	if err := json.Unmarshal([]byte(js), &root); err != nil {
+	// The structure comes from the file: parse it within limits, checked
+	// against the schema (spec/structure.schema.json).
+	root, err := structure.Parse([]byte(js))
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", convert.MetaStructure, err)
 	}
-	c := findChain(&root, 0)
+	c := findChain(root, 0)
 	if c == nil {
 		return nil, fmt.Errorf("%s holds no Flux.Chain", convert.MetaStructure)
 	}
@@ -362,7 +364,9 @@ type activation struct {
 
 func activationFn(n *convert.Node, path string) (activation, error) {
 	if n == nil {
-		return activation{name: "identity", f: func(x float32) float32 { return x }}, nil
+		// The converters record every activation (spec/CONVERSION.md S1);
+		// a layer without one is not a layout this server knows.
+		return activation{}, fmt.Errorf("%s: no activation recorded", path)
 	}
 	if n.Kind != "function" {
 		return activation{}, fmt.Errorf("%s: the activation is a %s, not a function", path, n.Kind)

@@ -271,6 +271,10 @@ func TestUnknownLayersRefused(t *testing.T) {
 		"function":   fn("my_custom_activation"),
 		"activation": object("Flux.Dense", "weight", arr("w"), "σ", fn("swish_made_up")),
 		"dropped":    {Kind: "dropped", Dropped: "closure"},
+		"anonymous":  {Kind: "function", Anonymous: true, Dropped: "code"},
+		// A Dense whose activation the file does not say: running it as
+		// identity would give wrong answers without a word.
+		"no-activation": object("Flux.Dense", "weight", arr("w")),
 	} {
 		t.Run(name, func(t *testing.T) {
 			root := object("Flux.Chain", "layers", &convert.Node{Kind: "tuple", Items: []*convert.Node{layer}})
