@@ -93,7 +93,8 @@ type Options struct {
 // without running code.
 type Node struct {
 	// Kind is one of "struct", "namedtuple", "tuple", "vector", "dict",
-	// "array", "function", "scalar", "string", "symbol", "nothing", "dropped".
+	// "array", "function", "scalar", "string", "symbol", "nothing",
+	// "dropped", or "ref" for the back-edge of a cycle (see Ref).
 	Kind string `json:"kind"`
 	// Type is the Julia type name, such as "Flux.Dense" (parameters omitted).
 	Type string `json:"type,omitempty"`
@@ -110,6 +111,12 @@ type Node struct {
 	DType string `json:"dtype,omitempty"`
 	// Dropped says why the value is not in the output (a Drop kind).
 	Dropped string `json:"dropped,omitempty"`
+	// Ref is the path, as a tensor name (rules N1, N6), where an object
+	// reached again was first described: set on a node of kind "ref" (an
+	// object reached again while it is still being walked, a cycle) and
+	// on the kind-and-type-only node of a shared object reached again
+	// (spec/CONVERSION.md section 4).
+	Ref string `json:"ref,omitempty"`
 }
 
 // Field is a named member of a struct or named tuple.
@@ -143,4 +150,13 @@ var (
 	ErrNoWeights = errors.New("convert: weights not in file (saved from the GPU; save with cpu(model))")
 	// ErrNameClash: two different arrays would get the same tensor name (N10).
 	ErrNameClash = errors.New("convert: two arrays with the same name")
+	// ErrJuliaSerialization: the source is a stream of Julia's Serialization
+	// standard library (it starts with "7JL"), whatever its name says.
+	// Reading one runs code, so it is never read: re-save the weights with
+	// BSON.jl or JLD2.
+	ErrJuliaSerialization = errors.New("convert: a Julia Serialization stream, which can run code when read (re-save the model's weights with JLD2 or BSON.jl)")
+	// ErrTextMode: the source's bytes were rewritten by a text-mode
+	// transfer (line endings converted, or NUL bytes replaced): the
+	// original file must be copied again in binary mode.
+	ErrTextMode = errors.New("convert: file damaged by a text-mode transfer (copy it again in binary mode)")
 )

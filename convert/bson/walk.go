@@ -59,7 +59,8 @@ type walker struct {
 	hasBR   bool
 	brBuilt bool
 	brIdx   []brEntry
-	brState []uint8 // brOnStack, and bit 1<<mode once walked in that mode
+	brState []uint8          // brOnStack, and bit 1<<mode once walked in that mode
+	brPath  map[int][]string // entries on the stack -> the path that entered them
 
 	// An entry is walked once per mode; reached again, it replays the
 	// tensors found below it as aliases of the new path (rule R3), so the
@@ -88,7 +89,8 @@ const brOnStack = 0x80
 // without children and the tensors below it by the path parts under the
 // entry's own path.
 type visit struct {
-	base int // number of path parts of the entry's first path
+	path []string // the entry's first path
+	base int      // number of path parts of the entry's first path
 	node *convert.Node
 	refs []tref
 }
@@ -131,12 +133,20 @@ func newWalker(data []byte, opts Options) (*walker, error) {
 		memo:      map[int]*visit{},
 		tnames:    map[int][]string{},
 		peeked:    map[int]bool{},
+		brPath:    map[int][]string{},
 	}
 	return w, nil
 }
 
 func (w *walker) run() (*convert.Model, error) {
 	data := w.data
+	if len(data) < 5 || int64(int32(binary.LittleEndian.Uint32(data))) != int64(len(data)) {
+		// Not framed as a BSON document: say what it is, where that can
+		// be told (spec/CONVERSION.md section 6).
+		if err := convert.Diagnose(data); err != nil {
+			return nil, &Error{Offset: 0, Msg: "not a BSON.jl file", Err: err}
+		}
+	}
 	if len(data) < 5 {
 		return nil, w.errAt(0, convert.ErrMalformed, "file of %d bytes is no BSON document", len(data))
 	}
@@ -175,7 +185,38 @@ func (w *walker) run() (*convert.Model, error) {
 	}
 
 	// The top level is a Dict{Symbol,Any}: each key is a root (rule N2).
+	// A top level with a "tag" key is one tagged value (BSON.jl writes a
+	// Dict{String,Any} handed to bson() so): its entries are the roots
+	// (rule B5).
 	rootNode := &convert.Node{Kind: "dict"}
+	if seen["tag"] {
+		var td tdoc
+		for _, r := range roots {
+			switch r.key {
+			case "tag":
+				td.f[kTag] = r.v
+			case "type":
+				td.f[kType] = r.v
+			case "data":
+				td.f[kData] = r.v
+			default:
+				return nil, w.errAt(r.v.off, convert.ErrMalformed, "top-level key %q beside a tag", r.key)
+			}
+		}
+		if s, ok := asString(td.f[kTag]); !ok || s != "struct" || len(roots) != 3 {
+			return nil, w.errAt(0, convert.ErrUnsupported, "top-level tagged document that is not a struct with type and data")
+		}
+		td.tag = tagStruct
+		n, err := w.structure(top, td, nil, ctx{})
+		if err != nil {
+			return nil, err
+		}
+		if n.Kind != "dict" {
+			return nil, w.errAt(0, convert.ErrUnsupported, "top-level value of type %s is not a dictionary", n.Type)
+		}
+		rootNode = n
+		roots = nil
+	}
 	for _, r := range roots {
 		w.phys = append(w.phys[:0], seg{key: r.key})
 		n, err := w.value(r.v, []string{r.key}, ctx{})
@@ -414,7 +455,9 @@ func (w *walker) follow(v val, td tdoc, parts []string, c ctx) (*convert.Node, e
 	}
 	st := w.brState[k-1]
 	if st&brOnStack != 0 {
-		return nil, w.errAt(v.off, convert.ErrMalformed, "backref cycle through entry %d", k)
+		// A cycle: the entry is being walked above. Its back-edge is a
+		// reference to the path where the walk entered it (rule R2).
+		return &convert.Node{Kind: "ref", Ref: convert.NameJoin(w.brPath[k]...)}, nil
 	}
 	mk := k*4 + int(c.mode)
 	if st&(1<<c.mode) != 0 {
@@ -426,6 +469,7 @@ func (w *walker) follow(v val, td tdoc, parts []string, c ctx) (*convert.Node, e
 			}
 		}
 		n := *vis.node
+		n.Ref = convert.NameJoin(vis.path...)
 		return &n, nil
 	}
 	if st != 0 {
@@ -433,14 +477,16 @@ func (w *walker) follow(v val, td tdoc, parts []string, c ctx) (*convert.Node, e
 		w.quiet++
 		defer func() { w.quiet-- }()
 	}
-	vis := &visit{base: len(parts)}
+	vis := &visit{path: parts, base: len(parts)}
 	w.brState[k-1] = st | brOnStack
+	w.brPath[k] = parts
 	w.frames = append(w.frames, vis)
 	w.push(seg{br: k})
 	n, err := w.value(target, parts, c)
 	w.pop()
 	w.frames = w.frames[:len(w.frames)-1]
 	w.brState[k-1] = st | 1<<c.mode
+	delete(w.brPath, k)
 	if err != nil {
 		return nil, err
 	}
@@ -521,6 +567,9 @@ func (w *walker) leaf(off int, parts []string, c ctx, dt format.DType, typ strin
 		w.drop(parts, convert.DropOptimizer, typ)
 		n.Dropped = convert.DropOptimizer
 		return n, nil
+	}
+	if len(parts) == 0 {
+		return nil, w.errAt(off, convert.ErrMalformed, "array without a name")
 	}
 	if len(w.m.Tensors) >= w.lim.MaxTensors {
 		return nil, w.errAt(off, convert.ErrLimit, "more than %d arrays", w.lim.MaxTensors)

@@ -180,16 +180,17 @@ func (w *walker) object(path []string, addr uint64, depth int) (*convert.Node, e
 	}
 	if v, ok := w.visits[addr]; ok {
 		if !v.done {
-			// A model's weights form no cycle; a file whose references
-			// loop is refused rather than cut at an arbitrary place.
-			return nil, &Error{Offset: -1, Path: joinName(path), Reason: "reference cycle back to " + joinName(v.path), Err: convert.ErrUnsupported}
+			// A cycle: the object is being walked above. Its back-edge
+			// is a reference to the path where it was first reached
+			// (rule J3); the tensors below it are found by that walk.
+			return w.node(path, &convert.Node{Kind: "ref", Ref: joinName(v.path)})
 		}
 		for _, t := range v.tensors {
 			if err := w.addAlias(t.idx, append(slices.Clip(path), t.suffix...)); err != nil {
 				return nil, err
 			}
 		}
-		s := &convert.Node{Kind: v.node.Kind, Type: v.node.Type, Tensor: v.node.Tensor, DType: v.node.DType}
+		s := &convert.Node{Kind: v.node.Kind, Type: v.node.Type, Tensor: v.node.Tensor, DType: v.node.DType, Ref: joinName(v.path)}
 		return w.node(path, s)
 	}
 	v := &visit{path: slices.Clone(path)}
