@@ -32,6 +32,12 @@ type Tensor struct {
 	Data []byte
 	// Aliases are the other paths by which the source reached the same array.
 	Aliases []string
+	// Role is RoleParameter (empty) for a trained parameter, or RoleState
+	// for a buffer the model keeps beside its parameters: running
+	// statistics, a recurrent layer's live state (spec/CONVERSION.md N12).
+	// The writer records a role other than a parameter's as the tensor
+	// attribute "role".
+	Role string
 }
 
 // Drop kinds: why something in the source was not carried into the output.
@@ -78,6 +84,7 @@ type ReportTensor struct {
 	Shape   []int64  `json:"shape"`
 	Bytes   int64    `json:"bytes"`
 	Aliases []string `json:"aliases,omitempty"`
+	Role    string   `json:"role,omitempty"`
 }
 
 // Options control a conversion. The zero value keeps model weights only.

@@ -119,6 +119,9 @@ func WriteFile(dst string, m *Model, src *Source, opts ...encode.Option) error {
 			a, _ := json.Marshal(t.Aliases)
 			topts = append(topts, encode.Attribute("aliases", string(a)))
 		}
+		if t.Role != RoleParameter {
+			topts = append(topts, encode.Attribute("role", t.Role))
+		}
 		if err := w.Add(t.Name, t.DType, t.Shape, t.Data, topts...); err != nil {
 			w.Abort()
 			return err
@@ -174,7 +177,7 @@ func Convert(srcPath, dst string, read func(data []byte) (*Model, error), opts .
 	r.Converter = "safeweights/convert/" + m.SourceFormat + " " + Version
 	r.Tensors = r.Tensors[:0]
 	for _, t := range m.Tensors {
-		r.Tensors = append(r.Tensors, ReportTensor{Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: int64(len(t.Data)), Aliases: t.Aliases})
+		r.Tensors = append(r.Tensors, ReportTensor{Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: int64(len(t.Data)), Aliases: t.Aliases, Role: t.Role})
 	}
 	if r.Dropped == nil {
 		r.Dropped = []Dropped{}

@@ -28,6 +28,7 @@ const (
 type ctx struct {
 	mode   uint8
 	prefix bool // names start with "optimizer" (rule N9)
+	state  bool // arrays are state buffers, not parameters (rule N12)
 }
 
 type brEntry struct {
@@ -247,7 +248,7 @@ func (w *walker) run() (*convert.Model, error) {
 	w.m.Structure = rootNode
 	for _, t := range w.m.Tensors {
 		w.m.Report.Tensors = append(w.m.Report.Tensors, convert.ReportTensor{
-			Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: int64(len(t.Data)), Aliases: t.Aliases,
+			Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: int64(len(t.Data)), Aliases: t.Aliases, Role: t.Role,
 		})
 	}
 	return w.m, nil
@@ -583,7 +584,11 @@ func (w *walker) leaf(off int, parts []string, c ctx, dt format.DType, typ strin
 		shape[len(dims)-1-i] = d
 	}
 	idx := len(w.m.Tensors)
-	w.m.Tensors = append(w.m.Tensors, convert.Tensor{Name: name, DType: dt, Shape: shape, Data: b})
+	role := convert.RoleParameter
+	if c.state {
+		role = convert.RoleState
+	}
+	w.m.Tensors = append(w.m.Tensors, convert.Tensor{Name: name, DType: dt, Shape: shape, Data: b, Role: role})
 	w.names[name] = idx
 	w.arrTensor[off] = idx
 	n.Tensor = name
@@ -770,13 +775,18 @@ func (w *walker) fields(td tdoc, ti *typeInfo, parts []string, c ctx) (*convert.
 		return nil, err
 	}
 	name := ti.name
-	switch {
-	case (name == "Tracker.TrackedArray" || name == "Flux.Tracker.TrackedArray") && len(elems) == 3:
-		return w.tracked(elems, parts, c)
-	case dictTypes[name] && len(elems) == 2 && w.isSeq(elems[0]) && w.isSeq(elems[1]):
+	names, ok := convert.FieldNamesParams(name, len(elems), ti.nparams)
+	if wr, isWrapper := convert.WrapperOf(name); isWrapper && ok && slices.Contains(names, wr.Value) {
+		return w.wrapped(elems, names, wr, parts, c)
+	}
+	if dictTypes[name] && len(elems) == 2 && w.isSeq(elems[0]) && w.isSeq(elems[1]) {
 		return w.dict(name, elems, parts, c)
 	}
-	names, ok := convert.FieldNamesParams(name, len(elems), ti.nparams)
+	if convert.BufferArray(name) && ok {
+		if n, ok, err := w.bufferArray(ti, elems, names, parts, c); ok || err != nil {
+			return n, err
+		}
+	}
 	kind := "struct"
 	if name == "Core.NamedTuple" {
 		kind = "namedtuple"
@@ -791,7 +801,11 @@ func (w *walker) fields(td tdoc, ti *typeInfo, parts []string, c ctx) (*convert.
 	n := &convert.Node{Kind: kind, Type: name, Fields: make([]convert.Field, 0, len(elems))}
 	for i, e := range elems {
 		w.push(seg{idx: i})
-		f, err := w.value(e, child(parts, names[i]), c)
+		fc := c
+		if convert.IsStateField(name, names[i]) {
+			fc.state = true
+		}
+		f, err := w.value(e, child(parts, names[i]), fc)
 		w.pop()
 		if err != nil {
 			return nil, err
@@ -801,27 +815,32 @@ func (w *walker) fields(td tdoc, ti *typeInfo, parts []string, c ctx) (*convert.
 	return n, nil
 }
 
-// tracked makes a Tracker.jl TrackedArray transparent (rule N7): its value
-// takes the wrapper's path, its gradient is dropped.
-func (w *walker) tracked(elems []val, parts []string, c ctx) (*convert.Node, error) {
-	g := c
-	g.mode = modeGradient
-	w.push(seg{idx: 0})
-	_, err := w.value(elems[0], child(parts, "tracker"), g)
-	w.pop()
-	if err != nil {
-		return nil, err
+// wrapped makes a parameter wrapper transparent (rule N7): the value
+// field takes the wrapper's path; arrays of its gradient fields are
+// dropped (gradient); its other fields, such as AutoGrad.Param's opt, are
+// walked below the wrapper's path (an optimiser there is optimiser state by
+// its type).
+func (w *walker) wrapped(elems []val, names []string, wr convert.Wrapper, parts []string, c ctx) (*convert.Node, error) {
+	var value *convert.Node
+	for i, e := range elems {
+		fc, p := c, child(parts, names[i])
+		switch {
+		case names[i] == wr.Value:
+			p = parts
+		case slices.Contains(wr.Gradient, names[i]):
+			fc.mode = modeGradient
+		}
+		w.push(seg{idx: i})
+		n, err := w.value(e, p, fc)
+		w.pop()
+		if err != nil {
+			return nil, err
+		}
+		if names[i] == wr.Value {
+			value = n
+		}
 	}
-	w.push(seg{idx: 1})
-	n, err := w.value(elems[1], parts, c)
-	w.pop()
-	if err != nil {
-		return nil, err
-	}
-	w.push(seg{idx: 2})
-	_, err = w.value(elems[2], child(parts, "grad"), g)
-	w.pop()
-	return n, err
+	return value, nil
 }
 
 // isSeq reports whether v can be a Dict's key or value sequence as BSON.jl
@@ -1093,3 +1112,103 @@ func (w *walker) peekVersion(v val) {
 }
 
 var errStop = &Error{Msg: "stop"}
+
+// bufferArray reads an array that keeps its data as bytes beside its
+// dimensions (rule N11): Knet's KnetArray{T,N}, whose fields are ptr, a
+// KnetPtr whose first field is the Vector{UInt8} of the data, and dims, a
+// tuple of integers. The tensor has T's type and the dimensions reversed,
+// and takes the array's path. ok is false for a value not laid out so (a
+// KnetPtr holding a device pointer); it is then walked as a struct.
+func (w *walker) bufferArray(ti *typeInfo, elems []val, names []string, parts []string, c ctx) (*convert.Node, bool, error) {
+	pi, di := slices.Index(names, "ptr"), slices.Index(names, "dims")
+	if pi < 0 || di < 0 {
+		return nil, false, nil
+	}
+	p, ok := w.firstParam(ti)
+	if !ok {
+		return nil, false, nil
+	}
+	et, err := w.resolveType(p)
+	if err != nil {
+		return nil, false, nil
+	}
+	dt, known := convert.ElementType(et.name)
+	if !known {
+		return nil, false, nil
+	}
+	// dims: a tuple of integers.
+	d, _, err := w.deref(elems[di])
+	if err != nil || !isDoc(d) {
+		return nil, false, err
+	}
+	td, tagged, err := w.parseTagged(d)
+	if err != nil || !tagged || td.tag != tagTuple {
+		return nil, false, err
+	}
+	var dims []int64
+	err = w.eachList(td.f[kData], func(_ int, e val) error {
+		x, ok := w.asInt(e)
+		if !ok || x < 0 || len(dims) >= w.lim.MaxDims {
+			return errStop
+		}
+		dims = append(dims, x)
+		return nil
+	})
+	if err != nil {
+		return nil, false, nil
+	}
+	// ptr: a KnetPtr struct whose first field is the bytes.
+	pd, _, err := w.deref(elems[pi])
+	if err != nil || !isDoc(pd) {
+		return nil, false, err
+	}
+	ptd, tagged, err := w.parseTagged(pd)
+	if err != nil || !tagged || ptd.tag != tagStruct || ptd.f[kData].t != mbson.TypeArray {
+		return nil, false, err
+	}
+	var buf val
+	found := false
+	_ = w.eachList(ptd.f[kData], func(i int, e val) error {
+		buf, found = e, true
+		return errStop
+	})
+	if !found {
+		return nil, false, nil
+	}
+	var raw []byte
+	switch {
+	case buf.t == mbson.TypeBinary:
+		b, ok := asBinary(buf)
+		if !ok {
+			return nil, false, nil
+		}
+		raw = b
+	case isDoc(buf):
+		// An array document of UInt8.
+		atd, tagged, err := w.parseTagged(buf)
+		if err != nil || !tagged || atd.tag != tagArray || atd.f[kData].t != mbson.TypeBinary {
+			return nil, false, err
+		}
+		at, err := w.resolveType(atd.f[kType])
+		if err != nil || at.name != "Core.UInt8" {
+			return nil, false, err
+		}
+		raw, _ = asBinary(atd.f[kData])
+		buf = atd.f[kData]
+	default:
+		return nil, false, nil
+	}
+	numel, err := w.numel(dims, d.off)
+	if err != nil {
+		return nil, true, err
+	}
+	hi, lo := bitsMul(numel, uint64(dt.Size()))
+	if hi != 0 || lo != uint64(len(raw)) {
+		return nil, true, w.errAt(buf.off, convert.ErrMalformed, "byte buffer of %d bytes for size %v of %s", len(raw), dims, et.name)
+	}
+	n, err := w.leaf(buf.off, parts, c, dt, et.name, dims, raw)
+	if n != nil {
+		n.Type = ti.name
+	}
+	return n, true, err
+}

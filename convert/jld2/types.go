@@ -21,6 +21,9 @@ type typeInfo struct {
 	// funcParams are the function types among the type parameters: the
 	// fields without data that old files name nowhere else.
 	funcParams []string
+	// param1 is the type name of the first type parameter, if it is a
+	// type (the element type of an array type).
+	param1 string
 }
 
 // typeInfo reads the attributes of the committed datatype at addr, once.
@@ -44,6 +47,9 @@ func (f *file) typeInfo(addr uint64) (*typeInfo, error) {
 				return nil, err
 			}
 			if ti.funcParams, err = f.functionParams(a.dt, a.data); err != nil {
+				return nil, err
+			}
+			if ti.param1, err = f.firstParam(a.dt, a.data); err != nil {
 				return nil, err
 			}
 		case "field_datatypes":
@@ -201,4 +207,23 @@ func (f *file) functionParams(dt *dtype, b []byte) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// firstParam returns the type name of the first parameter of a
+// Core.DataType value, or "" when it has none or it is not a type.
+func (f *file) firstParam(dt *dtype, b []byte) (string, error) {
+	if dt.class != classCompound || uint64(len(b)) < uint64(dt.size) {
+		return "", nil
+	}
+	for _, m := range dt.members {
+		if m.name != "parameters" || m.typ.class != classVlen || m.typ.size != 16 || !m.typ.base.isObjectRef() {
+			continue
+		}
+		s, n, err := f.vlen(b[m.offset:], 8)
+		if err != nil || n == 0 {
+			return "", err
+		}
+		return f.typeNameOf(&dtype{class: classRef, size: 8, version: 1}, s, 1)
+	}
+	return "", nil
 }
