@@ -402,3 +402,33 @@ func findNode(n *convert.Node, parts []string) *convert.Node {
 	}
 	return n
 }
+
+// TestFixtureStateRole: in Flux 0.14 stacked LSTMs whose Recur holds a live
+// batch state (not tied to the cell's state0), that state has the role
+// state and every other array is a parameter (spec/CONVERSION.md N12).
+func TestFixtureStateRole(t *testing.T) {
+	dir := fixtures.Require(t, "new/flux-bson")
+	data, err := os.ReadFile(filepath.Join(dir, "flux014_stacked_lstm_batch_state_not_tied.bson"))
+	if err != nil {
+		t.Skip("fixture absent")
+	}
+	m, err := Read(data, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := 0
+	for _, x := range m.Tensors {
+		p := convert.NameSplit(x.Name)
+		want := ""
+		if len(p) == 5 && p[1] == "layers" && p[3] == "state" {
+			want = convert.RoleState
+			states++
+		}
+		if x.Role != want {
+			t.Errorf("%s: role %q, want %q", x.Name, x.Role, want)
+		}
+	}
+	if states != 6 {
+		t.Errorf("%d state tensors, want 6", states)
+	}
+}
