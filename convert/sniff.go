@@ -26,7 +26,9 @@ var (
 		[]byte("\xef\xbf\xbdHDF\n"),
 	}
 	juliaTextHeaders = [][]byte{[]byte("HDF5-based Julia Data Format"), []byte("Julia data file (HDF5)")}
-	bsonKeys         = [][]byte{[]byte("_backrefs"), []byte("tag"), []byte("data")}
+	// BSON.jl's keys with the element type byte before them: a string
+	// "tag", a list "_backrefs" or "data" (control bytes that text lacks).
+	bsonKeys = [][]byte{[]byte("\x02tag"), []byte("\x04_backrefs"), []byte("\x04data")}
 )
 
 // IsJuliaSerialization reports whether data starts like a stream of Julia's
@@ -68,14 +70,10 @@ func Diagnose(data []byte) error {
 			return ErrTextMode
 		}
 	}
-	found := 0
 	for _, k := range bsonKeys {
 		if bytes.Contains(head, k) {
-			found++
+			return ErrTextMode
 		}
-	}
-	if found >= 2 {
-		return ErrTextMode
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package jld2
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"slices"
 	"testing"
@@ -170,5 +171,68 @@ func TestSameModel(t *testing.T) {
 			}
 			sametest.Check(t, name, m)
 		})
+	}
+}
+
+// withUserBlock moves a file built by h5 (user block of 512 bytes) behind a
+// user block of n bytes (a power of two, 512 or more): the superblock's
+// base and end-of-file addresses move with it; the other addresses are
+// relative to the base.
+func withUserBlock(data []byte, n int, text string) []byte {
+	out := make([]byte, n, n+len(data)-512)
+	copy(out, text)
+	out = append(out, data[512:]...)
+	sb := out[n:]
+	binary.LittleEndian.PutUint64(sb[12:], uint64(n))
+	binary.LittleEndian.PutUint64(sb[28:], uint64(len(out)))
+	binary.LittleEndian.PutUint32(sb[44:], lookup3(sb[:44]))
+	return out
+}
+
+// HDF5 allows a user block of 512, 1024, 2048, ... bytes before the
+// superblock (H1): a file with one of 2048 bytes reads, as plain HDF5 when
+// the block is not JLD2's text header.
+func TestUserBlock(t *testing.T) {
+	b := newH5()
+	w := b.f32Dataset([]uint64{2}, []float32{1, 2})
+	data := b.finish(b.group([]string{"w"}, []uint64{w}))
+	for _, c := range []struct {
+		text string
+		warn bool
+	}{{testHeader, false}, {"written by a tool that keeps notes here", true}} {
+		m, err := Read(withUserBlock(data, 2048, c.text), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Tensors) != 1 || m.Tensors[0].Name != "w" {
+			t.Fatalf("tensors %v", tensorNames(m))
+		}
+		if (len(m.Report.Warnings) > 0) != c.warn {
+			t.Errorf("user block %q: warnings %q", c.text, m.Report.Warnings)
+		}
+	}
+}
+
+// A JLD2 file damaged by a text-mode transfer is named so (CONVERSION.md
+// D2), not reported as a file without an HDF5 signature.
+func TestTextModeDamage(t *testing.T) {
+	b := newH5()
+	w := b.f32Dataset([]uint64{2}, []float32{1, 2})
+	data := b.finish(b.group([]string{"w"}, []uint64{w}))
+	for name, d := range map[string][]byte{
+		"crlf-to-lf":   bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n")),
+		"lf-to-crlf":   bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n")),
+		"nul-to-space": bytes.ReplaceAll(data, []byte{0}, []byte(" ")),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Read(d, Options{})
+			var e *Error
+			if !errors.Is(err, convert.ErrTextMode) || !errors.As(err, &e) {
+				t.Fatalf("error %v, want ErrTextMode", err)
+			}
+		})
+	}
+	if _, err := Read(append([]byte("7JL\x0c\x04\x00\x00\x00"), data...), Options{}); !errors.Is(err, convert.ErrJuliaSerialization) {
+		t.Errorf("Julia Serialization stream: %v", err)
 	}
 }
