@@ -257,6 +257,15 @@ func FieldNamesParams(typeName string, nfields, nparams int) (names []string, ok
 	return fallback, found
 }
 
+// Layouts returns every field layout the table knows for typeName.
+func Layouts(typeName string) [][]string {
+	var out [][]string
+	for _, l := range knownTypes[TypeName(typeName)] {
+		out = append(out, l.fields)
+	}
+	return out
+}
+
 // KnownType reports whether typeName is in the table.
 func KnownType(typeName string) bool {
 	_, ok := knownTypes[TypeName(typeName)]

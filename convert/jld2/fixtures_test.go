@@ -265,6 +265,11 @@ func TestFixtures(t *testing.T) {
 					}
 				}
 			}
+			for _, want := range tupleFunctions(man.JuliaTree, nil) {
+				if dropped[want] != convert.DropFunction {
+					t.Errorf("function at %s not reported there", want)
+				}
+			}
 			if len(m.Tensors) != kept {
 				var names []string
 				for _, tt := range m.Tensors {
@@ -277,4 +282,38 @@ func TestFixtures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tupleFunctions returns the paths of the functions among the elements of
+// the tuples in the manifest's tree that the tree has no node for (old
+// files store nothing for a function): element i of a Core.Tuple is its
+// type parameter i.
+func tupleFunctions(tree map[string]any, path []string) []string {
+	var out []string
+	for k, v := range tree {
+		n, ok := v.(map[string]any)
+		if !ok {
+			continue
+		}
+		p := append(slices.Clip(path), k)
+		typ, _ := n["julia_type"].(string)
+		fields, _ := n["fields"].(map[string]any)
+		if strings.HasPrefix(typ, "Core.Tuple{") {
+			for i, param := range convert.TypeParams(typ) {
+				idx := strconv.Itoa(i + 1)
+				if _, present := fields[idx]; !present && !strings.Contains(param, "{") && strings.Contains(param, ".#") {
+					out = append(out, convert.NameJoin(append(slices.Clip(p), idx)...))
+				}
+			}
+		}
+		out = append(out, tupleFunctions(fields, p)...)
+		if elems, ok := n["elements"].([]any); ok {
+			em := map[string]any{}
+			for i, e := range elems {
+				em[strconv.Itoa(i+1)] = e
+			}
+			out = append(out, tupleFunctions(em, p)...)
+		}
+	}
+	return out
 }

@@ -21,6 +21,9 @@ type typeInfo struct {
 	// funcParams are the function types among the type parameters: the
 	// fields without data that old files name nowhere else.
 	funcParams []string
+	// funcIdx are the 0-based positions of funcParams among the type
+	// parameters.
+	funcIdx []int
 	// param1 is the type name of the first type parameter, if it is a
 	// type (the element type of an array type).
 	param1 string
@@ -46,7 +49,7 @@ func (f *file) typeInfo(addr uint64) (*typeInfo, error) {
 			if ti.name, err = f.typeNameOf(a.dt, a.data, 0); err != nil {
 				return nil, err
 			}
-			if ti.funcParams, err = f.functionParams(a.dt, a.data); err != nil {
+			if ti.funcParams, ti.funcIdx, err = f.functionParams(a.dt, a.data); err != nil {
 				return nil, err
 			}
 			if ti.param1, err = f.firstParam(a.dt, a.data); err != nil {
@@ -181,32 +184,34 @@ func (f *file) typeNameOf(dt *dtype, b []byte, depth int) (string, error) {
 }
 
 // functionParams returns the function types among the parameters of a
-// Core.DataType value.
-func (f *file) functionParams(dt *dtype, b []byte) ([]string, error) {
+// Core.DataType value, and their positions among the parameters.
+func (f *file) functionParams(dt *dtype, b []byte) ([]string, []int, error) {
 	if dt.class != classCompound || uint64(len(b)) < uint64(dt.size) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var out []string
+	var idx []int
 	for _, m := range dt.members {
 		if m.name != "parameters" || m.typ.class != classVlen || m.typ.size != 16 || !m.typ.base.isObjectRef() {
 			continue
 		}
 		s, n, err := f.vlen(b[m.offset:], 8)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		ref := &dtype{class: classRef, size: 8, version: 1}
 		for i := uint64(0); i < n && i < 64; i++ {
 			name, err := f.typeNameOf(ref, s[8*i:], 1)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if base := baseName(name); isFunction(base) {
 				out = append(out, functionName(base))
+				idx = append(idx, int(i))
 			}
 		}
 	}
-	return out, nil
+	return out, idx, nil
 }
 
 // firstParam returns the type name of the first parameter of a

@@ -790,8 +790,9 @@ func (w *walker) compound(path []string, dt *dtype, b []byte, ti *typeInfo, base
 	}
 	if names == nil {
 		if ti != nil {
-			for _, fn := range ti.funcParams {
-				w.drop(path, convert.DropFunction, fn+" (type parameter of "+base+")")
+			at := funcPaths(path, kind, base, dt, ti)
+			for i, fn := range ti.funcParams {
+				w.drop(at[i], convert.DropFunction, fn+" (type parameter of "+base+")")
 			}
 		}
 		for i, m := range dt.members {
@@ -1114,4 +1115,46 @@ func (w *walker) sharedObject(path []string, addr uint64, walk func([]string) (*
 	}
 	v.node, v.done = n, true
 	return n, true, nil
+}
+
+// funcPaths returns where each function among the type parameters of a
+// compound sits, for files that do not name the fields without data: in
+// a tuple, parameter i is element i+1; in a struct of the table of known
+// types, the fields without data are, in order, the function parameters
+// when they are as many. Otherwise the compound's own path.
+func funcPaths(path []string, kind, base string, dt *dtype, ti *typeInfo) [][]string {
+	at := make([][]string, len(ti.funcParams))
+	for i := range at {
+		at[i] = path
+	}
+	switch {
+	case kind == "tuple" && len(ti.funcIdx) == len(at):
+		for i, j := range ti.funcIdx {
+			at[i] = append(slices.Clip(path), strconv.Itoa(j+1))
+		}
+	case kind == "struct":
+		have := map[string]bool{}
+		for _, m := range dt.members {
+			have[fieldName(base, m.name)] = true
+		}
+		for _, fields := range convert.Layouts(base) {
+			var missing []string
+			all := true
+			for _, f := range fields {
+				if !have[f] {
+					missing = append(missing, f)
+				}
+			}
+			for name := range have {
+				all = all && slices.Contains(fields, name)
+			}
+			if all && len(missing) == len(at) {
+				for i := range at {
+					at[i] = append(slices.Clip(path), missing[i])
+				}
+				break
+			}
+		}
+	}
+	return at
 }
