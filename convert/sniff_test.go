@@ -37,3 +37,16 @@ func TestDiagnose(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDiagnose: any bytes give one of the kinds or nil, never a panic.
+func FuzzDiagnose(f *testing.F) {
+	f.Add([]byte("7JL\x0c\x04\x00\x00\x00"))
+	f.Add([]byte("\x89HDF\n\x1a\n"))
+	f.Add([]byte("HDF5-based Julia Data Format, version 0.2.0 (Julia 1.10.4 64-bit LE) "))
+	f.Add([]byte("\x2a   \x03model \x02tag "))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := Diagnose(data); err != nil && !errors.Is(err, ErrJuliaSerialization) && !errors.Is(err, ErrTextMode) {
+			t.Fatalf("Diagnose: %v", err)
+		}
+	})
+}

@@ -49,6 +49,12 @@ func FuzzRead(f *testing.F) {
 	w := b.f32Dataset([]uint64{2}, []float32{1, 2})
 	inner := structFile(b, []string{"weight", "tied"}, []uint64{w, w})
 	f.Add(b.finish(b.group([]string{"model"}, []uint64{inner})))
+	f.Add(knetFile([2]uint64{2, 3}, make([]byte, 24)))
+	b = newH5()
+	w = b.f32Dataset([]uint64{2}, []float32{1, 2})
+	self := b.addr()
+	structFile(b, []string{"w", "next"}, []uint64{w, self})
+	f.Add(b.finish(b.group([]string{"m"}, []uint64{self})))
 	if dir := fixtureDirOrEmpty(); dir != "" {
 		fx, _ := filepath.Glob(filepath.Join(dir, "*.jld2"))
 		for _, p := range fx {
