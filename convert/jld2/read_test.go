@@ -262,7 +262,7 @@ func TestOptimizerDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Tensors) != 2 || m.Tensors[1].Name != "optimizer" {
+	if len(m.Tensors) != 2 || m.Tensors[1].Name != "optimizer.opt_state" {
 		t.Fatalf("tensors %+v", m.Tensors)
 	}
 }

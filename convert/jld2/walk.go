@@ -149,7 +149,7 @@ func (w *walker) group(path []string, in *info, depth int) (*convert.Node, error
 		}
 		var c *convert.Node
 		if path == nil && !w.inOpt && slices.Contains(optimizerNames, strings.ToLower(l.name)) {
-			c, err = w.optimizer(p, true, func(p []string) (*convert.Node, error) { return w.object(p, l.addr, depth+1) }, "top-level name "+l.name)
+			c, err = w.optimizer(p, func(p []string) (*convert.Node, error) { return w.object(p, l.addr, depth+1) }, "top-level name "+l.name)
 		} else {
 			c, err = w.object(p, l.addr, depth+1)
 		}
@@ -161,11 +161,10 @@ func (w *walker) group(path []string, in *info, depth int) (*convert.Node, error
 	return n, nil
 }
 
-// optimizer drops optimiser state, or walks it under the name "optimizer"
-// when the caller keeps it (CONVERSION.md N9): the name replaces a
-// top-level name that says the value is optimiser state (top), and is put
-// before the path of an optimiser found by its type.
-func (w *walker) optimizer(path []string, top bool, walk func([]string) (*convert.Node, error), why string) (*convert.Node, error) {
+// optimizer drops optimiser state, or walks it with the part "optimizer"
+// put before its path when the caller keeps it (CONVERSION.md N9), as the
+// BSON converter names it.
+func (w *walker) optimizer(path []string, walk func([]string) (*convert.Node, error), why string) (*convert.Node, error) {
 	if !w.opts.IncludeOptimizer || w.inGrad > 0 {
 		if w.inGrad == 0 {
 			w.drop(path, convert.DropOptimizer, why)
@@ -173,9 +172,6 @@ func (w *walker) optimizer(path []string, top bool, walk func([]string) (*conver
 		return w.node(path, &convert.Node{Kind: "dropped", Dropped: convert.DropOptimizer})
 	}
 	p := append([]string{"optimizer"}, path...)
-	if top {
-		p = append([]string{"optimizer"}, path[1:]...)
-	}
 	w.inOpt = true
 	defer func() { w.inOpt = false }()
 	return walk(p)
@@ -288,7 +284,7 @@ func (w *walker) checkType(path []string, name string, depth int, walk func([]st
 		n, err := w.node(path, &convert.Node{Kind: "dropped", Type: base, Dropped: convert.DropCode})
 		return n, true, err
 	case !w.inOpt && convert.IsOptimiser(base):
-		n, err := w.optimizer(path, false, walk, "type "+base)
+		n, err := w.optimizer(path, walk, "type "+base)
 		return n, true, err
 	}
 	return nil, false, nil
@@ -950,7 +946,7 @@ func (w *walker) wrapper(path []string, dt *dtype, b []byte, ti *typeInfo, base 
 		case slices.Contains(wr.Gradient, m.name):
 			c, err = w.gradient(func() (*convert.Node, error) { return walkMember(i, p) })
 		case slices.Contains(wr.Optimizer, m.name) && !w.inOpt:
-			c, err = w.optimizer(p, false, func(p []string) (*convert.Node, error) { return walkMember(i, p) }, "optimiser state of "+base)
+			c, err = w.optimizer(p, func(p []string) (*convert.Node, error) { return walkMember(i, p) }, "optimiser state of "+base)
 		default:
 			c, err = walkMember(i, p)
 		}
