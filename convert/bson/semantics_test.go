@@ -48,9 +48,15 @@ func TestSameModel(t *testing.T) {
 		"batchnorm": encode(D{{"bn", strct(dt(path("Flux", "BatchNorm")),
 			fn("Base", "identity"), f32arr(1, 2), f32arr(2, 2), f32arr(3, 2), f32arr(4, 2), 1e-5, 0.1, true)}}),
 	}
-	for name := range sametest.Models(t) {
+	adam := strct(dt(path("Optimisers", "Adam")), 0.001, tup(0.9, 0.999), 1e-8)
+	files["optimisers-leaf"] = encode(D{{"opt_state", strct(dt(path("Optimisers", "Leaf")), adam, tup(f32arr(0, 2), f32arr(0, 2)), false)}})
+	for name, want := range sametest.Models(t) {
 		t.Run(name, func(t *testing.T) {
-			m := mustRead(t, files[name], Options{})
+			file := name
+			if want.File != "" {
+				file = want.File
+			}
+			m := mustRead(t, files[file], Options{Options: convert.Options{IncludeOptimizer: want.IncludeOptimizer}})
 			sametest.Check(t, name, m)
 		})
 	}

@@ -163,9 +163,18 @@ func TestSameModel(t *testing.T) {
 	bn := b.committed(dtCompound([]string{"β", "γ", "μ", "σ²"}, [][]byte{dtRef(), dtRef(), dtRef(), dtRef()}, []uint32{8, 8, 8, 8}), "Flux.BatchNorm{typeof(identity)}")
 	files["batchnorm"] = b.finish(b.group([]string{"bn"}, []uint64{b.object(mSpace(), mShared(bn), mCompact(u64s(addrs...)))}))
 
-	for name := range sametest.Models(t) {
+	b = newH5()
+	mv := []uint64{b.f32Dataset([]uint64{2}, []float32{0, 0}), b.f32Dataset([]uint64{2}, []float32{0, 0})}
+	leaf := b.committed(dtCompound([]string{"state"}, [][]byte{dtCompound([]string{"1", "2"}, [][]byte{dtRef(), dtRef()}, []uint32{8, 8})}, []uint32{16}), "Optimisers.Leaf{Optimisers.Adam}")
+	files["optimisers-leaf"] = b.finish(b.group([]string{"opt_state"}, []uint64{b.object(mSpace(), mShared(leaf), mCompact(u64s(mv...)))}))
+
+	for name, want := range sametest.Models(t) {
 		t.Run(name, func(t *testing.T) {
-			m, err := Read(files[name], Options{})
+			file := name
+			if want.File != "" {
+				file = want.File
+			}
+			m, err := Read(files[file], Options{Options: convert.Options{IncludeOptimizer: want.IncludeOptimizer}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -27,8 +27,13 @@ type Tensor struct {
 
 // Model is what one model must convert to.
 type Model struct {
-	Tensors []Tensor          `json:"tensors"`
-	Dropped map[string]string `json:"dropped"`
+	// File names the file the model is built as, when several
+	// expectations share one ("" for the model's own name).
+	File string `json:"file"`
+	// IncludeOptimizer: converted with optimiser state kept.
+	IncludeOptimizer bool              `json:"include_optimizer"`
+	Tensors          []Tensor          `json:"tensors"`
+	Dropped          map[string]string `json:"dropped"`
 }
 
 // Models returns the expectations by model name.
