@@ -198,8 +198,21 @@ func TypeName(path string) string {
 	for strings.HasPrefix(path, "Main.") {
 		path = path[len("Main."):]
 	}
-	return CollapseModules(path)
+	path = CollapseModules(path)
+	// Julia 1.0's JLD2 spelled a submodule by its own name twice, losing
+	// its parent ("Optimise.Optimise.ADAM" for Flux.Optimise.ADAM).
+	for short, full := range legacySubmodules {
+		if strings.HasPrefix(path, short) {
+			return full + path[len(short):]
+		}
+	}
+	return path
 }
+
+// legacySubmodules are the submodules whose parent legacy JLD2 files lose.
+// (Tracker was Flux.Tracker in those Flux versions and is also a package
+// of its own: both names are in the tables.)
+var legacySubmodules = map[string]string{"Optimise.": "Flux.Optimise."}
 
 // CollapseModules collapses a module name repeated in a row in a type path
 // without parameters ("Tracker.Tracker.TrackedArray" is
