@@ -129,7 +129,7 @@ func TestLegacyTracker(t *testing.T) {
 		}
 		grads = append(grads, d.Path)
 	}
-	if !slices.Contains(grads, "b.tracker.grad") {
+	if !slices.Contains(grads, "b.tracker.grad") || !slices.Contains(grads, "b.grad") {
 		t.Errorf("gradients reported %v", grads)
 	}
 }

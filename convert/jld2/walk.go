@@ -198,7 +198,12 @@ func (w *walker) object(path []string, addr uint64, depth int) (*convert.Node, e
 				return nil, err
 			}
 		}
-		s := &convert.Node{Kind: v.node.Kind, Type: v.node.Type, Tensor: v.node.Tensor, DType: v.node.DType, Ref: joinName(v.path)}
+		if v.node.Dropped == convert.DropGradient {
+			// A gradient reached again (TrackedArray's grad is its
+			// tracker's): reported at each path, as in BSON files.
+			w.drop(path, convert.DropGradient, v.node.Type)
+		}
+		s := &convert.Node{Kind: v.node.Kind, Type: v.node.Type, Tensor: v.node.Tensor, DType: v.node.DType, Dropped: v.node.Dropped, Ref: joinName(v.path)}
 		return w.node(path, s)
 	}
 	v := &visit{path: slices.Clone(path)}
