@@ -24,6 +24,7 @@ import (
 func fixtureDir(t testing.TB) string { return fixtures.Require(t, "flux-bson") }
 
 type manifest struct {
+	File string `json:"file"`
 	// ParseError is set for a file that is not BSON at all.
 	ParseError string `json:"parse_error"`
 	Summary    struct {
@@ -275,6 +276,37 @@ func checkFixture(t *testing.T, data []byte, man *manifest, withOpt bool) {
 	}
 	if _, err := json.Marshal(m.Structure); err != nil {
 		t.Error(err)
+	}
+	// Every ref names a node of the structure; a file whose backrefs form a
+	// cycle records its back-edges as ref nodes.
+	backEdges := 0
+	walkNodes(m.Structure, func(n *convert.Node) {
+		if n.Kind == "ref" {
+			backEdges++
+		}
+		if n.Ref != "" && findNode(m.Structure, convert.NameSplit(n.Ref)) == nil {
+			t.Errorf("ref %q names no node", n.Ref)
+		}
+	})
+	if man.cyclic() && backEdges == 0 {
+		t.Error("cyclic file without a back-edge in its structure")
+	}
+}
+
+// cyclic reports whether the manifest's file has a backref cycle, which
+// its tool records in the name (the fixture names say so too).
+func (m *manifest) cyclic() bool { return strings.Contains(m.File, "cyclic") }
+
+func walkNodes(n *convert.Node, f func(*convert.Node)) {
+	if n == nil {
+		return
+	}
+	f(n)
+	for _, c := range n.Items {
+		walkNodes(c, f)
+	}
+	for _, fl := range n.Fields {
+		walkNodes(fl.Node, f)
 	}
 }
 
