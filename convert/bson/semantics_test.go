@@ -88,6 +88,14 @@ func TestWrappersAndState(t *testing.T) {
 	cell := strct(dt(path("Flux", "LSTMCell")), f32arr(1, 8, 2), f32arr(2, 8, 2), f32arr(3, 8), tup(f32arr(4, 2, 1), f32arr(5, 2, 1)))
 	recur := strct(dt(path("Flux", "Recur")), cell, tup(f32arr(6, 2, 3), f32arr(7, 2, 3)))
 	m := mustRead(t, encode(D{{"p", param}, {"lstm", recur}}), Options{})
+
+	// AutoGrad.Param's opt is optimiser state whatever its type.
+	custom := strct(dt(path("AutoGrad", "Param")), f32arr(1, 2), strct(dt(path("My", "Opt")), f32arr(0, 2)))
+	mc := mustRead(t, encode(D{{"w", custom}}), Options{})
+	if got := tensorNamesOf(mc); !slices.Equal(got, []string{"w"}) || len(mc.Report.Dropped) != 1 ||
+		mc.Report.Dropped[0].Kind != convert.DropOptimizer || mc.Report.Dropped[0].Path != "w.opt.field1" {
+		t.Errorf("custom optimiser: tensors %q, dropped %+v", got, mc.Report.Dropped)
+	}
 	roles := map[string]string{}
 	for _, x := range m.Tensors {
 		roles[x.Name] = x.Role

@@ -817,9 +817,9 @@ func (w *walker) fields(td tdoc, ti *typeInfo, parts []string, c ctx) (*convert.
 
 // wrapped makes a parameter wrapper transparent (rule N7): the value
 // field takes the wrapper's path; arrays of its gradient fields are
-// dropped (gradient); its other fields, such as AutoGrad.Param's opt, are
-// walked below the wrapper's path (an optimiser there is optimiser state by
-// its type).
+// dropped (gradient); its optimiser fields, such as AutoGrad.Param's opt,
+// are optimiser state (rule N9), whatever their type; other fields are
+// walked below the wrapper's path.
 func (w *walker) wrapped(elems []val, names []string, wr convert.Wrapper, parts []string, c ctx) (*convert.Node, error) {
 	var value *convert.Node
 	for i, e := range elems {
@@ -829,6 +829,8 @@ func (w *walker) wrapped(elems []val, names []string, wr convert.Wrapper, parts 
 			p = parts
 		case slices.Contains(wr.Gradient, names[i]):
 			fc.mode = modeGradient
+		case slices.Contains(wr.Optimizer, names[i]) && c.mode == modeModel:
+			fc.mode, fc.prefix = modeOptimizer, w.opts.IncludeOptimizer
 		}
 		w.push(seg{idx: i})
 		n, err := w.value(e, p, fc)
