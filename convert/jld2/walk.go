@@ -939,26 +939,25 @@ func (w *walker) wrapper(path []string, dt *dtype, b []byte, ti *typeInfo, base 
 		}
 		return w.value(p, m.typ, b[m.offset:m.offset+m.typ.size], mti, "", depth+1)
 	}
+	// The wrapper's node is its value's: the other members are walked
+	// for what they hold (drops, aliases), their nodes not kept.
 	var value *convert.Node
 	for i, m := range dt.members {
-		var c *convert.Node
 		var err error
 		p := append(slices.Clip(path), m.name)
 		switch {
 		case i == vi:
 			value, err = walkMember(i, path)
-			c = value
 		case slices.Contains(wr.Gradient, m.name):
-			c, err = w.gradient(func() (*convert.Node, error) { return walkMember(i, p) })
+			_, err = w.gradient(func() (*convert.Node, error) { return walkMember(i, p) })
 		case slices.Contains(wr.Optimizer, m.name) && !w.inOpt:
-			c, err = w.optimizer(p, func(p []string) (*convert.Node, error) { return walkMember(i, p) }, "optimiser state of "+base)
+			_, err = w.optimizer(p, func(p []string) (*convert.Node, error) { return walkMember(i, p) }, "optimiser state of "+base)
 		default:
-			c, err = walkMember(i, p)
+			_, err = walkMember(i, p)
 		}
 		if err != nil {
 			return nil, true, err
 		}
-		_ = c
 	}
 	return value, true, nil
 }
