@@ -139,11 +139,15 @@ var knownTypes = map[string][]layout{
 	"InvertibleNetworks.Parameter": {fl("data", "grad")},
 
 	// Knet's arrays: the data as bytes beside the dimensions (see
-	// BufferArray).
-	"Knet.KnetArrays.KnetArray": {fl("ptr", "dims")},
-	"Knet.KnetArray":            {fl("ptr", "dims")},
-	"Knet.KnetArrays.KnetPtr":   {fl("ptr", "len", "dev", "parent")},
-	"Knet.KnetPtr":              {fl("ptr", "len", "dev", "parent")},
+	// BufferArray), or copied to the CPU by Knet's save functions.
+	"Knet.JLD2KnetArray":            {fl("array")},
+	"Knet.KnetArrays.JLD2KnetArray": {fl("array")},
+	"Knet.FileIO_gpu.KnetJLD":       {fl("a")},
+	"Knet.FileIO_gpu.ParamJLD":      {fl("value", "opt")},
+	"Knet.KnetArrays.KnetArray":     {fl("ptr", "dims")},
+	"Knet.KnetArray":                {fl("ptr", "dims")},
+	"Knet.KnetArrays.KnetPtr":       {fl("ptr", "len", "dev", "parent")},
+	"Knet.KnetPtr":                  {fl("ptr", "len", "dev", "parent")},
 
 	// Tracker.jl (Flux up to 0.9 and the separate package).
 	"Tracker.TrackedArray":      {fl("tracker", "data", "grad")},

@@ -96,8 +96,13 @@ func TestTypeName(t *testing.T) {
 	if !IsOptimiser("Optimise.Optimise.ADAM") || !IsOptimiser("Knet.Train20.Rmsprop") || IsOptimiser("Knet.KnetArrays.KnetArray") {
 		t.Error("IsOptimiser")
 	}
-	if _, ok := WrapperOf("Tracker.Tracker.TrackedArray"); !ok {
-		t.Error("legacy TrackedArray is not a wrapper")
+	for _, n := range []string{"Tracker.Tracker.TrackedArray", "Knet.KnetArrays.JLD2KnetArray{Float32,2}", "Knet.FileIO_gpu.ParamJLD"} {
+		if _, ok := WrapperOf(n); !ok {
+			t.Errorf("%s is not a wrapper", n)
+		}
+	}
+	if _, ok := WrapperOf("Other.ParamJLD"); ok {
+		t.Error("ParamJLD outside Knet is a wrapper")
 	}
 	if d, ok := ElementType("Core.Core.Float32"); !ok || d.String() != "F32" {
 		t.Errorf("ElementType: %v %v", d, ok)

@@ -29,10 +29,27 @@ var wrappers = map[string]Wrapper{
 	"InvertibleNetworks.Parameter": {Value: "data", Gradient: []string{"grad"}},
 }
 
+// knetWrappers are the types Knet's save functions write in place of a
+// KnetArray or a Param (by their last name part: their module moved across
+// Knet versions): JLD2KnetArray and KnetJLD hold the array copied to the
+// CPU, ParamJLD a Param's value and optimiser.
+var knetWrappers = map[string]Wrapper{
+	"JLD2KnetArray": {Value: "array"},
+	"KnetJLD":       {Value: "a"},
+	"ParamJLD":      {Value: "value", Optimizer: []string{"opt"}},
+}
+
 // WrapperOf returns how the parameter wrapper typeName is read, if it is one.
 func WrapperOf(typeName string) (Wrapper, bool) {
-	w, ok := wrappers[TypeName(typeName)]
-	return w, ok
+	n := TypeName(typeName)
+	if w, ok := wrappers[n]; ok {
+		return w, true
+	}
+	if i := strings.LastIndexByte(n, '.'); i > 0 && strings.HasPrefix(n, "Knet.") {
+		w, ok := knetWrappers[n[i+1:]]
+		return w, ok
+	}
+	return Wrapper{}, false
 }
 
 // Role of a tensor (rule N12): a parameter, or a buffer of state that the
