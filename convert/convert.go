@@ -32,6 +32,12 @@ type Tensor struct {
 	Data []byte
 	// Aliases are the other paths by which the source reached the same array.
 	Aliases []string
+	// Role is RoleParameter (empty) for a trained parameter, or RoleState
+	// for a buffer the model keeps beside its parameters: running
+	// statistics, a recurrent layer's live state (spec/CONVERSION.md N12).
+	// The writer records a role other than a parameter's as the tensor
+	// attribute "role".
+	Role string
 }
 
 // Drop kinds: why something in the source was not carried into the output.
@@ -81,6 +87,7 @@ type ReportTensor struct {
 	Shape   []int64  `json:"shape"`
 	Bytes   int64    `json:"bytes"`
 	Aliases []string `json:"aliases,omitempty"`
+	Role    string   `json:"role,omitempty"`
 }
 
 // Options are the settings every reader walks with, set by
@@ -98,7 +105,8 @@ type Options struct {
 // without running code.
 type Node struct {
 	// Kind is one of "struct", "namedtuple", "tuple", "vector", "dict",
-	// "array", "function", "scalar", "string", "symbol", "nothing", "dropped".
+	// "array", "function", "scalar", "string", "symbol", "nothing",
+	// "dropped", or "ref" for the back-edge of a cycle (see Ref).
 	Kind string `json:"kind"`
 	// Type is the Julia type name, such as "Flux.Dense" (parameters omitted).
 	Type string `json:"type,omitempty"`
@@ -119,9 +127,11 @@ type Node struct {
 	DType string `json:"dtype,omitempty"`
 	// Dropped says why the value is not in the output (a Drop kind).
 	Dropped string `json:"dropped,omitempty"`
-	// Ref, on a node that stands for a value already described, names
-	// the path of the node it refers back to (a back-edge of a cycle). A
-	// node with Ref needs no Kind.
+	// Ref is the path, as a tensor name (rules N1, N6), where an object
+	// reached again was first described: set on a node of kind "ref" (an
+	// object reached again while it is still being walked, a cycle) and
+	// on the kind-and-type-only node of a shared object reached again
+	// (spec/CONVERSION.md section 4).
 	Ref string `json:"ref,omitempty"`
 }
 
@@ -156,4 +166,13 @@ var (
 	ErrNoWeights = errors.New("convert: weights not in file (saved from the GPU; save with cpu(model))")
 	// ErrNameClash: two different arrays would get the same tensor name (N10).
 	ErrNameClash = errors.New("convert: two arrays with the same name")
+	// ErrJuliaSerialization: the source is a stream of Julia's Serialization
+	// standard library (it starts with "7JL"), whatever its name says.
+	// Reading one runs code, so it is never read: re-save the weights with
+	// BSON.jl or JLD2.
+	ErrJuliaSerialization = errors.New("convert: a Julia Serialization stream, which can run code when read (re-save the model's weights with JLD2 or BSON.jl)")
+	// ErrTextMode: the source's bytes were rewritten by a text-mode
+	// transfer (line endings converted, or NUL bytes replaced): the
+	// original file must be copied again in binary mode.
+	ErrTextMode = errors.New("convert: file damaged by a text-mode transfer (copy it again in binary mode)")
 )

@@ -121,11 +121,33 @@ var knownTypes = map[string][]layout{
 	"Flux.Optimise.ExpDecay":    {fl("eta", "decay", "step", "clip", "start", "current")},
 	"Flux.Optimise.ClipValue":   {fl("thresh")},
 	"Flux.Optimise.ClipNorm":    {fl("thresh")},
+	"Knet.Train20.Rmsprop":      {fl("lr", "rho", "eps", "gclip", "G")},
+	"Knet.Rmsprop":              {fl("lr", "rho", "eps", "gclip", "G")},
+	"Knet.Train20.Adam":         {fl("lr", "beta1", "beta2", "eps", "t", "gclip", "fstm", "scndm")},
+	"Knet.Adam":                 {fl("lr", "beta1", "beta2", "eps", "t", "gclip", "fstm", "scndm")},
+	"Knet.Train20.Adagrad":      {fl("lr", "eps", "gclip", "G")},
+	"Knet.Train20.Sgd":          {fl("lr", "gclip")},
+	"Knet.Train20.Momentum":     {fl("lr", "gamma", "gclip", "velocity")},
 	"Optimisers.Leaf":           {fl("rule", "state"), fl("rule", "state", "frozen")},
 	"Optimisers.Adam":           {fl("eta", "beta", "epsilon")},
 	"Optimisers.AdamW":          {fl("eta", "beta", "lambda", "epsilon")},
 	"Optimisers.Descent":        {fl("eta")},
 	"Optimisers.Momentum":       {fl("eta", "rho")},
+
+	// Parameter wrappers of other packages (see Wrapper).
+	"AutoGrad.Param":               {fl("value", "opt")},
+	"InvertibleNetworks.Parameter": {fl("data", "grad")},
+
+	// Knet's arrays: the data as bytes beside the dimensions (see
+	// BufferArray), or copied to the CPU by Knet's save functions.
+	"Knet.JLD2KnetArray":            {fl("array")},
+	"Knet.KnetArrays.JLD2KnetArray": {fl("array")},
+	"Knet.FileIO_gpu.KnetJLD":       {fl("a")},
+	"Knet.FileIO_gpu.ParamJLD":      {fl("value", "opt")},
+	"Knet.KnetArrays.KnetArray":     {fl("ptr", "dims")},
+	"Knet.KnetArray":                {fl("ptr", "dims")},
+	"Knet.KnetArrays.KnetPtr":       {fl("ptr", "len", "dev", "parent")},
+	"Knet.KnetPtr":                  {fl("ptr", "len", "dev", "parent")},
 
 	// Tracker.jl (Flux up to 0.9 and the separate package).
 	"Tracker.TrackedArray":      {fl("tracker", "data", "grad")},
@@ -168,7 +190,11 @@ func init() {
 }
 
 // TypeName normalises a Julia type path: it drops a leading "Main." (BSON.jl
-// writes the path from Main for types of Base and Core) and any parameters.
+// writes the path from Main for types of Base and Core) and any parameters,
+// and collapses a module name repeated in a row, which JLD2 files written
+// by Julia 1.0 and 1.1 hold ("Tracker.Tracker.TrackedArray",
+// "Core.Core.Bool", "Flux.Optimise.Optimise.ADAM"): no module of the types
+// the converters know is named like the module it is in.
 func TypeName(path string) string {
 	if i := strings.IndexByte(path, '{'); i >= 0 {
 		path = path[:i]
@@ -176,7 +202,43 @@ func TypeName(path string) string {
 	for strings.HasPrefix(path, "Main.") {
 		path = path[len("Main."):]
 	}
+	path = CollapseModules(path)
+	// Julia 1.0's JLD2 spelled a submodule by its own name twice, losing
+	// its parent ("Optimise.Optimise.ADAM" for Flux.Optimise.ADAM).
+	for short, full := range legacySubmodules {
+		if strings.HasPrefix(path, short) {
+			return full + path[len(short):]
+		}
+	}
 	return path
+}
+
+// legacySubmodules are the submodules whose parent legacy JLD2 files lose.
+// (Tracker was Flux.Tracker in those Flux versions and is also a package
+// of its own: both names are in the tables.)
+var legacySubmodules = map[string]string{"Optimise.": "Flux.Optimise."}
+
+// CollapseModules collapses a module name repeated in a row in a type path
+// without parameters ("Tracker.Tracker.TrackedArray" is
+// "Tracker.TrackedArray"); the type's own name, the last part, is kept.
+func CollapseModules(path string) string {
+	if strings.Count(path, ".") < 2 {
+		return path
+	}
+	parts := strings.Split(path, ".")
+	out := parts[:1]
+	for i, p := range parts[1:] {
+		// The last part is the type's own name, kept even when a
+		// module of that name holds it (Tracker.Tracked is no module).
+		if p == out[len(out)-1] && i+1 < len(parts)-1 {
+			continue
+		}
+		out = append(out, p)
+	}
+	if len(out) == len(parts) {
+		return path
+	}
+	return strings.Join(out, ".")
 }
 
 // FieldNames returns the field names of the known type typeName (a Julia
@@ -212,14 +274,23 @@ func FieldNamesParams(typeName string, nfields, nparams int) (names []string, ok
 	return fallback, found
 }
 
+// Layouts returns every field layout the table knows for typeName.
+func Layouts(typeName string) [][]string {
+	var out [][]string
+	for _, l := range knownTypes[TypeName(typeName)] {
+		out = append(out, l.fields)
+	}
+	return out
+}
+
 // KnownType reports whether typeName is in the table.
 func KnownType(typeName string) bool {
 	_, ok := knownTypes[TypeName(typeName)]
 	return ok
 }
 
-// IsOptimiser reports whether typeName is an optimiser of Flux.Optimise or
-// Optimisers.jl, whose contents are optimiser state (rule N9). Types of
+// IsOptimiser reports whether typeName is an optimiser of Flux.Optimise,
+// Optimisers.jl (their state trees too: Optimisers.Leaf) or Knet, whose contents are optimiser state (rule N9). Types of
 // those modules that hold a model rather than optimiser state are not:
 // Optimisers.Restructure (what destructure returns) holds the model whose
 // parameters it rebuilds.
@@ -228,7 +299,19 @@ func IsOptimiser(typeName string) bool {
 	if notOptimiser[n] {
 		return false
 	}
-	return optimiserTypes[n] || strings.HasPrefix(n, "Flux.Optimise.") || strings.HasPrefix(n, "Optimisers.")
+	return optimiserTypes[n] || strings.HasPrefix(n, "Flux.Optimise.") || strings.HasPrefix(n, "Optimisers.") || isKnetOptimiser(n)
+}
+
+// knetOptimisers are the optimisers of Knet (Knet.Train20 since Knet 1.4,
+// the top module before), whose fields hold per-parameter state (Rmsprop's
+// and Adagrad's G, Adam's moments fstm and scndm).
+var knetOptimisers = map[string]bool{
+	"Sgd": true, "Momentum": true, "Nesterov": true, "Adagrad": true, "Adadelta": true, "Rmsprop": true, "Adam": true,
+}
+
+func isKnetOptimiser(n string) bool {
+	i := strings.LastIndexByte(n, '.')
+	return i > 0 && strings.HasPrefix(n, "Knet.") && knetOptimisers[n[i+1:]]
 }
 
 // notOptimiser are the types of the optimiser modules that hold a model.

@@ -75,3 +75,39 @@ func TestNameJoin(t *testing.T) {
 		}
 	}
 }
+
+// TestTypeName: legacy JLD2 spellings normalise to the names the tables use
+// (spec/CONVERSION.md N3b).
+func TestTypeName(t *testing.T) {
+	for in, want := range map[string]string{
+		"Tracker.Tracker.TrackedArray{Core.Core.Float32,2}": "Tracker.TrackedArray",
+		"Core.Core.Bool":              "Core.Bool",
+		"Optimise.Optimise.ADAM":      "Flux.Optimise.ADAM",
+		"Flux.Optimise.Optimise.ADAM": "Flux.Optimise.ADAM",
+		"Main.Base.IdDict":            "Base.IdDict",
+		"Tracker.Tracked":             "Tracker.Tracked",
+		"Flux.Flux":                   "Flux.Flux",
+		"Knet.KnetArrays.KnetArray":   "Knet.KnetArrays.KnetArray",
+	} {
+		if got := TypeName(in); got != want {
+			t.Errorf("TypeName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if !IsOptimiser("Optimise.Optimise.ADAM") || !IsOptimiser("Knet.Train20.Rmsprop") || IsOptimiser("Knet.KnetArrays.KnetArray") {
+		t.Error("IsOptimiser")
+	}
+	for _, n := range []string{"Tracker.Tracker.TrackedArray", "Knet.KnetArrays.JLD2KnetArray{Float32,2}", "Knet.FileIO_gpu.ParamJLD"} {
+		if _, ok := WrapperOf(n); !ok {
+			t.Errorf("%s is not a wrapper", n)
+		}
+	}
+	if _, ok := WrapperOf("Other.ParamJLD"); ok {
+		t.Error("ParamJLD outside Knet is a wrapper")
+	}
+	if d, ok := ElementType("Core.Core.Float32"); !ok || d.String() != "F32" {
+		t.Errorf("ElementType: %v %v", d, ok)
+	}
+	if got := TypeParams("A{Float32, B{C,D}, 2}"); !slices.Equal(got, []string{"Float32", "B{C,D}", "2"}) {
+		t.Errorf("TypeParams: %q", got)
+	}
+}

@@ -149,6 +149,9 @@ func writeFile(ctx context.Context, dst string, m *Model, src *Source, s *Settin
 			a, _ := json.Marshal(t.Aliases)
 			topts = append(topts, encode.Attribute("aliases", string(a)))
 		}
+		if t.Role != RoleParameter {
+			topts = append(topts, encode.Attribute("role", t.Role))
+		}
 		if err := w.Add(t.Name, t.DType, t.Shape, t.Data, topts...); err != nil {
 			w.Abort()
 			return err
@@ -235,7 +238,7 @@ func CompleteReport(m *Model, srcPath, dst string, src *Source) *Report {
 	}
 	r.Tensors = make([]ReportTensor, 0, len(m.Tensors))
 	for _, t := range m.Tensors {
-		r.Tensors = append(r.Tensors, ReportTensor{Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: int64(len(t.Data)), Aliases: t.Aliases})
+		r.Tensors = append(r.Tensors, ReportTensor{Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: int64(len(t.Data)), Aliases: t.Aliases, Role: t.Role})
 	}
 	r.Dropped = append([]Dropped{}, r.Dropped...)
 	sort.SliceStable(r.Dropped, func(i, j int) bool { return r.Dropped[i].Path < r.Dropped[j].Path })

@@ -200,6 +200,12 @@ func classify(err error) (int, []string) {
 		hint("this command reads .swt files; convert others with 'safeweights convert IN OUT.swt'")
 	case format.KindOf(err) != nil:
 		code = exitInvalid
+	case errors.Is(err, convert.ErrJuliaSerialization):
+		code = exitInvalid
+		hint("reading a Julia Serialization stream can run code, so it is never read; in Julia, re-save the weights: using JLD2; jldsave(\"model.jld2\"; model_state = Flux.state(model))")
+	case errors.Is(err, convert.ErrTextMode):
+		code = exitInvalid
+		hint("the file was changed by a text-mode transfer (line endings or NUL bytes rewritten); copy it again in binary mode (git: mark it binary in .gitattributes; ftp: binary)")
 	case errors.Is(err, auto.ErrUnknownFormat):
 		code = exitInvalid
 		hint("safeweights reads .swt, safetensors, BSON.jl and JLD2 files, recognised by their content")

@@ -8,6 +8,7 @@ import (
 	"github.com/safeweights/safeweights/internal/safeopen"
 	"io"
 
+	"github.com/safeweights/safeweights/convert"
 	"github.com/safeweights/safeweights/format"
 )
 
@@ -69,8 +70,27 @@ func DetectPrefix(prefix []byte, size int64) (Format, error) {
 		return Safetensors, nil
 	case isBSONJL(prefix, size):
 		return BSON, nil
+	case hdf5UserBlock(prefix):
+		return JLD2, nil
+	}
+	// Say what the file is where that can be told (spec/CONVERSION.md
+	// section 6): the error is both ErrUnknownFormat and the kind that
+	// names it.
+	if err := convert.Diagnose(prefix); err != nil {
+		return Unknown, fmt.Errorf("%w: %w", ErrUnknownFormat, err)
 	}
 	return Unknown, ErrUnknownFormat
+}
+
+// hdf5UserBlock reports whether the HDF5 signature is at 1024, 2048, ...
+// within prefix: an HDF5 file with a user block larger than JLD2's.
+func hdf5UserBlock(p []byte) bool {
+	for off := 1024; off+len(hdf5Magic) <= len(p); off *= 2 {
+		if bytes.Equal(p[off:off+len(hdf5Magic)], hdf5Magic) {
+			return true
+		}
+	}
+	return false
 }
 
 // DetectFile reads the start of the file at path and returns its format.

@@ -52,22 +52,32 @@ func TestDetect(t *testing.T) {
 	hugeHeader := safetensorsBytes(t)
 	binary.LittleEndian.PutUint64(hugeHeader, 1<<40)
 
+	userBlock2048 := make([]byte, 2056)
+	copy(userBlock2048[2048:], hdf5Magic)
+	damagedJLD2 := append([]byte(nil), jld2Header...)
+	copy(damagedJLD2[512:], "\x89HDF\n\x1a\n")
+	damagedJLD2 = damagedJLD2[1:] // not at 0 or 512 any more
+
 	for _, tc := range []struct {
 		name string
 		data []byte
 		want Format
+		kind error // for Unknown, the kind that names the file
 	}{
-		{"swt-magic", append(format.Magic[:], make([]byte, 120)...), SWT},
-		{"safetensors", safetensorsBytes(t), Safetensors},
-		{"bson.jl-sample", bsonData, BSON},
-		{"jld2-text-header", jld2Header, JLD2},
-		{"hdf5-at-0", plainHDF5, JLD2},
-		{"hdf5-at-512", userBlock, JLD2},
-		{"plain-bson-no-tags", plainBSON, Unknown},
-		{"bson-length-not-file-size", wrongLen, Unknown},
-		{"safetensors-header-past-eof", hugeHeader, Unknown},
-		{"empty", nil, Unknown},
-		{"text", []byte("hello, world\n"), Unknown},
+		{"hdf5-at-2048", userBlock2048, JLD2, nil},
+		{"julia-serialization", append([]byte("7JL\x0c\x04\x00\x00\x00"), bsonData...), Unknown, convert.ErrJuliaSerialization},
+		{"hdf5-signature-text-mode", damagedJLD2, Unknown, convert.ErrTextMode},
+		{"swt-magic", append(format.Magic[:], make([]byte, 120)...), SWT, nil},
+		{"safetensors", safetensorsBytes(t), Safetensors, nil},
+		{"bson.jl-sample", bsonData, BSON, nil},
+		{"jld2-text-header", jld2Header, JLD2, nil},
+		{"hdf5-at-0", plainHDF5, JLD2, nil},
+		{"hdf5-at-512", userBlock, JLD2, nil},
+		{"plain-bson-no-tags", plainBSON, Unknown, nil},
+		{"bson-length-not-file-size", wrongLen, Unknown, nil},
+		{"safetensors-header-past-eof", hugeHeader, Unknown, nil},
+		{"empty", nil, Unknown, nil},
+		{"text", []byte("hello, world\n"), Unknown, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Detect(tc.data)
@@ -77,7 +87,32 @@ func TestDetect(t *testing.T) {
 			if (tc.want == Unknown) != errors.Is(err, ErrUnknownFormat) {
 				t.Fatalf("err = %v", err)
 			}
+			if tc.kind != nil && !errors.Is(err, tc.kind) {
+				t.Fatalf("err = %v, want also %v", err, tc.kind)
+			}
 		})
+	}
+}
+
+// TestDetectNewFixtures: the Julia Serialization stream named .bson is
+// named as one; the other new files are recognised by their content.
+func TestDetectNewFixtures(t *testing.T) {
+	root := fixtures.Require(t, "new")
+	files, _ := filepath.Glob(filepath.Join(root, "*", "*.*"))
+	for _, p := range files {
+		ext := filepath.Ext(p)
+		if ext != ".bson" && ext != ".jld2" {
+			continue
+		}
+		got, err := DetectFile(p)
+		switch {
+		case filepath.Base(p) == "julia_serialization_jls_named_bson_mlj.bson":
+			if !errors.Is(err, convert.ErrJuliaSerialization) {
+				t.Errorf("%s: %v, %v; want ErrJuliaSerialization", filepath.Base(p), got, err)
+			}
+		case err != nil || got.String() != map[string]string{".bson": "bson.jl", ".jld2": "jld2"}[ext]:
+			t.Errorf("%s: %v, %v", filepath.Base(p), got, err)
+		}
 	}
 }
 

@@ -8,5 +8,7 @@
 // chosen reader then checks the whole file as hostile input, following the
 // principles of spec/CONVERSION.md section 1 and its format-specific
 // documents (spec/convert-bson.md, spec/convert-jld2.md,
-// spec/convert-safetensors.md).
+// spec/convert-safetensors.md). A file that matches no format is named
+// where it can be (convert.Diagnose): the error is then both
+// ErrUnknownFormat and convert.ErrJuliaSerialization or convert.ErrTextMode.
 package auto

@@ -22,6 +22,10 @@ func FuzzRead(f *testing.F) {
 	f.Add(encode(D{{"nt", strct(dt(path("Core", "NamedTuple"), tup(sym("a")), dt(path("Core", "Tuple"))), f32arr(3, 1))}}))
 	f.Add(deepList(100))
 	f.Add(dag(6, 3, f32arr(1, 2)))
+	f.Add(knetFile([]int64{2, 3}, f32s(6, 1)))
+	agent := strct(dt(path("RL", "Agent")), br(2), strct(dt(path("Base", "IdDict")), A{br(1)}, A{f32arr(9, 3)}))
+	f.Add(encode(D{{"learner", br(1)}, {"_backrefs", A{agent, f32arr(1, 2, 2)}}}))
+	f.Add(append([]byte("7JL\x0c\x04\x00\x00\x00"), synthDense()...))
 	// Fixtures go in with their arrays cut to one element (shrink): whole
 	// checkpoints of megabytes make each minimization of a new input take
 	// the fuzzer's whole minimization time, and fuzzing stalls.

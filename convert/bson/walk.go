@@ -25,6 +25,7 @@ const (
 type ctx struct {
 	mode   uint8
 	prefix bool // names start with "optimizer" (rule N9)
+	state  bool // arrays are state buffers, not parameters (rule N12)
 }
 
 type brEntry struct {
@@ -56,7 +57,8 @@ type walker struct {
 	hasBR   bool
 	brBuilt bool
 	brIdx   []brEntry
-	brState []uint8 // brOnStack, and bit 1<<mode once walked in that mode
+	brState []uint8          // brOnStack, and bit 1<<mode once walked in that mode
+	brPath  map[int][]string // entries on the stack -> the path that entered them
 
 	// An entry is walked once per mode; reached again, it replays the
 	// tensors found below it as aliases of the new path (rule R3), so the
@@ -85,7 +87,8 @@ const brOnStack = 0x80
 // without children and the tensors below it by the path parts under the
 // entry's own path.
 type visit struct {
-	base int // number of path parts of the entry's first path
+	path []string // the entry's first path
+	base int      // number of path parts of the entry's first path
 	node *convert.Node
 	refs []tref
 }
@@ -117,12 +120,20 @@ func newWalker(data []byte, opts options) (*walker, error) {
 		memo:      map[int]*visit{},
 		tnames:    map[int][]string{},
 		peeked:    map[int]bool{},
+		brPath:    map[int][]string{},
 	}
 	return w, nil
 }
 
 func (w *walker) run() (*convert.Model, error) {
 	data := w.data
+	if len(data) < 5 || int64(int32(binary.LittleEndian.Uint32(data))) != int64(len(data)) {
+		// Not framed as a BSON document: say what it is, where that can
+		// be told (spec/CONVERSION.md section 6).
+		if err := convert.Diagnose(data); err != nil {
+			return nil, &Error{Offset: 0, Msg: "not a BSON.jl file", Err: err}
+		}
+	}
 	if len(data) < 5 {
 		return nil, w.errAt(0, convert.ErrMalformed, "file of %d bytes is no BSON document", len(data))
 	}
@@ -161,7 +172,38 @@ func (w *walker) run() (*convert.Model, error) {
 	}
 
 	// The top level is a Dict{Symbol,Any}: each key is a root (rule N2).
+	// A top level with a "tag" key is one tagged value (BSON.jl writes a
+	// Dict{String,Any} handed to bson() so): its entries are the roots
+	// (rule B5).
 	rootNode := &convert.Node{Kind: "dict"}
+	if seen["tag"] {
+		var td tdoc
+		for _, r := range roots {
+			switch r.key {
+			case "tag":
+				td.f[kTag] = r.v
+			case "type":
+				td.f[kType] = r.v
+			case "data":
+				td.f[kData] = r.v
+			default:
+				return nil, w.errAt(r.v.off, convert.ErrMalformed, "top-level key %q beside a tag", r.key)
+			}
+		}
+		if s, ok := asString(td.f[kTag]); !ok || s != "struct" || len(roots) != 3 {
+			return nil, w.errAt(0, convert.ErrUnsupported, "top-level tagged document that is not a struct with type and data")
+		}
+		td.tag = tagStruct
+		n, err := w.structure(top, td, nil, ctx{})
+		if err != nil {
+			return nil, err
+		}
+		if n.Kind != "dict" {
+			return nil, w.errAt(0, convert.ErrUnsupported, "top-level value of type %s is not a dictionary", n.Type)
+		}
+		rootNode = n
+		roots = nil
+	}
 	for _, r := range roots {
 		w.phys = append(w.phys[:0], seg{key: r.key})
 		n, err := w.value(r.v, []string{r.key}, ctx{})
@@ -192,7 +234,7 @@ func (w *walker) run() (*convert.Model, error) {
 	w.m.Structure = rootNode
 	for _, t := range w.m.Tensors {
 		w.m.Report.Tensors = append(w.m.Report.Tensors, convert.ReportTensor{
-			Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: int64(len(t.Data)), Aliases: t.Aliases,
+			Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: int64(len(t.Data)), Aliases: t.Aliases, Role: t.Role,
 		})
 	}
 	return w.m, nil
@@ -400,7 +442,9 @@ func (w *walker) follow(v val, td tdoc, parts []string, c ctx) (*convert.Node, e
 	}
 	st := w.brState[k-1]
 	if st&brOnStack != 0 {
-		return nil, w.errAt(v.off, convert.ErrMalformed, "backref cycle through entry %d", k)
+		// A cycle: the entry is being walked above. Its back-edge is a
+		// reference to the path where the walk entered it (rule R2).
+		return &convert.Node{Kind: "ref", Ref: convert.NameJoin(w.brPath[k]...)}, nil
 	}
 	mk := k*4 + int(c.mode)
 	if st&(1<<c.mode) != 0 {
@@ -412,6 +456,7 @@ func (w *walker) follow(v val, td tdoc, parts []string, c ctx) (*convert.Node, e
 			}
 		}
 		n := *vis.node
+		n.Ref = convert.NameJoin(vis.path...)
 		return &n, nil
 	}
 	if st != 0 {
@@ -419,14 +464,16 @@ func (w *walker) follow(v val, td tdoc, parts []string, c ctx) (*convert.Node, e
 		w.quiet++
 		defer func() { w.quiet-- }()
 	}
-	vis := &visit{base: len(parts)}
+	vis := &visit{path: parts, base: len(parts)}
 	w.brState[k-1] = st | brOnStack
+	w.brPath[k] = parts
 	w.frames = append(w.frames, vis)
 	w.push(seg{br: k})
 	n, err := w.value(target, parts, c)
 	w.pop()
 	w.frames = w.frames[:len(w.frames)-1]
 	w.brState[k-1] = st | 1<<c.mode
+	delete(w.brPath, k)
 	if err != nil {
 		return nil, err
 	}
@@ -508,6 +555,9 @@ func (w *walker) leaf(off int, parts []string, c ctx, dt format.DType, typ strin
 		n.Dropped = convert.DropOptimizer
 		return n, nil
 	}
+	if len(parts) == 0 {
+		return nil, w.errAt(off, convert.ErrMalformed, "array without a name")
+	}
 	if len(w.m.Tensors) >= w.lim.MaxTensors {
 		return nil, w.errAt(off, convert.ErrLimit, "more than %d arrays", w.lim.MaxTensors)
 	}
@@ -520,7 +570,11 @@ func (w *walker) leaf(off int, parts []string, c ctx, dt format.DType, typ strin
 		shape[len(dims)-1-i] = d
 	}
 	idx := len(w.m.Tensors)
-	w.m.Tensors = append(w.m.Tensors, convert.Tensor{Name: name, DType: dt, Shape: shape, Data: b})
+	role := convert.RoleParameter
+	if c.state {
+		role = convert.RoleState
+	}
+	w.m.Tensors = append(w.m.Tensors, convert.Tensor{Name: name, DType: dt, Shape: shape, Data: b, Role: role})
 	w.names[name] = idx
 	w.arrTensor[off] = idx
 	n.Tensor = name
@@ -712,13 +766,18 @@ func (w *walker) fields(td tdoc, ti *typeInfo, parts []string, c ctx) (*convert.
 		return nil, err
 	}
 	name := ti.name
-	switch {
-	case (name == "Tracker.TrackedArray" || name == "Flux.Tracker.TrackedArray") && len(elems) == 3:
-		return w.tracked(elems, parts, c)
-	case dictTypes[name] && len(elems) == 2 && w.isSeq(elems[0]) && w.isSeq(elems[1]):
+	names, ok := convert.FieldNamesParams(name, len(elems), ti.nparams)
+	if wr, isWrapper := convert.WrapperOf(name); isWrapper && ok && slices.Contains(names, wr.Value) {
+		return w.wrapped(elems, names, wr, parts, c)
+	}
+	if dictTypes[name] && len(elems) == 2 && w.isSeq(elems[0]) && w.isSeq(elems[1]) {
 		return w.dict(name, elems, parts, c)
 	}
-	names, ok := convert.FieldNamesParams(name, len(elems), ti.nparams)
+	if convert.BufferArray(name) && ok {
+		if n, ok, err := w.bufferArray(ti, elems, names, parts, c); ok || err != nil {
+			return n, err
+		}
+	}
 	kind := "struct"
 	if name == "Core.NamedTuple" {
 		kind = "namedtuple"
@@ -733,7 +792,11 @@ func (w *walker) fields(td tdoc, ti *typeInfo, parts []string, c ctx) (*convert.
 	n := &convert.Node{Kind: kind, Type: name, Fields: make([]convert.Field, 0, len(elems))}
 	for i, e := range elems {
 		w.push(seg{idx: i})
-		f, err := w.value(e, child(parts, names[i]), c)
+		fc := c
+		if convert.IsStateField(name, names[i]) {
+			fc.state = true
+		}
+		f, err := w.value(e, child(parts, names[i]), fc)
 		w.pop()
 		if err != nil {
 			return nil, err
@@ -743,27 +806,34 @@ func (w *walker) fields(td tdoc, ti *typeInfo, parts []string, c ctx) (*convert.
 	return n, nil
 }
 
-// tracked makes a Tracker.jl TrackedArray transparent (rule N7): its value
-// takes the wrapper's path, its gradient is dropped.
-func (w *walker) tracked(elems []val, parts []string, c ctx) (*convert.Node, error) {
-	g := c
-	g.mode = modeGradient
-	w.push(seg{idx: 0})
-	_, err := w.value(elems[0], child(parts, "tracker"), g)
-	w.pop()
-	if err != nil {
-		return nil, err
+// wrapped makes a parameter wrapper transparent (rule N7): the value
+// field takes the wrapper's path; arrays of its gradient fields are
+// dropped (gradient); its optimiser fields, such as AutoGrad.Param's opt,
+// are optimiser state (rule N9), whatever their type; other fields are
+// walked below the wrapper's path.
+func (w *walker) wrapped(elems []val, names []string, wr convert.Wrapper, parts []string, c ctx) (*convert.Node, error) {
+	var value *convert.Node
+	for i, e := range elems {
+		fc, p := c, child(parts, names[i])
+		switch {
+		case names[i] == wr.Value:
+			p = parts
+		case slices.Contains(wr.Gradient, names[i]):
+			fc.mode = modeGradient
+		case slices.Contains(wr.Optimizer, names[i]) && c.mode == modeModel:
+			fc.mode, fc.prefix = modeOptimizer, w.opts.IncludeOptimizer
+		}
+		w.push(seg{idx: i})
+		n, err := w.value(e, p, fc)
+		w.pop()
+		if err != nil {
+			return nil, err
+		}
+		if names[i] == wr.Value {
+			value = n
+		}
 	}
-	w.push(seg{idx: 1})
-	n, err := w.value(elems[1], parts, c)
-	w.pop()
-	if err != nil {
-		return nil, err
-	}
-	w.push(seg{idx: 2})
-	_, err = w.value(elems[2], child(parts, "grad"), g)
-	w.pop()
-	return n, err
+	return value, nil
 }
 
 // isSeq reports whether v can be a Dict's key or value sequence as BSON.jl
@@ -1035,3 +1105,103 @@ func (w *walker) peekVersion(v val) {
 }
 
 var errStop = &Error{Msg: "stop"}
+
+// bufferArray reads an array that keeps its data as bytes beside its
+// dimensions (rule N11): Knet's KnetArray{T,N}, whose fields are ptr, a
+// KnetPtr whose first field is the Vector{UInt8} of the data, and dims, a
+// tuple of integers. The tensor has T's type and the dimensions reversed,
+// and takes the array's path. ok is false for a value not laid out so (a
+// KnetPtr holding a device pointer); it is then walked as a struct.
+func (w *walker) bufferArray(ti *typeInfo, elems []val, names []string, parts []string, c ctx) (*convert.Node, bool, error) {
+	pi, di := slices.Index(names, "ptr"), slices.Index(names, "dims")
+	if pi < 0 || di < 0 {
+		return nil, false, nil
+	}
+	p, ok := w.firstParam(ti)
+	if !ok {
+		return nil, false, nil
+	}
+	et, err := w.resolveType(p)
+	if err != nil {
+		return nil, false, nil
+	}
+	dt, known := convert.ElementType(et.name)
+	if !known {
+		return nil, false, nil
+	}
+	// dims: a tuple of integers.
+	d, _, err := w.deref(elems[di])
+	if err != nil || !isDoc(d) {
+		return nil, false, err
+	}
+	td, tagged, err := w.parseTagged(d)
+	if err != nil || !tagged || td.tag != tagTuple {
+		return nil, false, err
+	}
+	var dims []int64
+	err = w.eachList(td.f[kData], func(_ int, e val) error {
+		x, ok := w.asInt(e)
+		if !ok || x < 0 || len(dims) >= w.lim.MaxDims {
+			return errStop
+		}
+		dims = append(dims, x)
+		return nil
+	})
+	if err != nil {
+		return nil, false, nil
+	}
+	// ptr: a KnetPtr struct whose first field is the bytes.
+	pd, _, err := w.deref(elems[pi])
+	if err != nil || !isDoc(pd) {
+		return nil, false, err
+	}
+	ptd, tagged, err := w.parseTagged(pd)
+	if err != nil || !tagged || ptd.tag != tagStruct || ptd.f[kData].t != mbson.TypeArray {
+		return nil, false, err
+	}
+	var buf val
+	found := false
+	_ = w.eachList(ptd.f[kData], func(i int, e val) error {
+		buf, found = e, true
+		return errStop
+	})
+	if !found {
+		return nil, false, nil
+	}
+	var raw []byte
+	switch {
+	case buf.t == mbson.TypeBinary:
+		b, ok := asBinary(buf)
+		if !ok {
+			return nil, false, nil
+		}
+		raw = b
+	case isDoc(buf):
+		// An array document of UInt8.
+		atd, tagged, err := w.parseTagged(buf)
+		if err != nil || !tagged || atd.tag != tagArray || atd.f[kData].t != mbson.TypeBinary {
+			return nil, false, err
+		}
+		at, err := w.resolveType(atd.f[kType])
+		if err != nil || at.name != "Core.UInt8" {
+			return nil, false, err
+		}
+		raw, _ = asBinary(atd.f[kData])
+		buf = atd.f[kData]
+	default:
+		return nil, false, nil
+	}
+	numel, err := w.numel(dims, d.off)
+	if err != nil {
+		return nil, true, err
+	}
+	hi, lo := bitsMul(numel, uint64(dt.Size()))
+	if hi != 0 || lo != uint64(len(raw)) {
+		return nil, true, w.errAt(buf.off, convert.ErrMalformed, "byte buffer of %d bytes for size %v of %s", len(raw), dims, et.name)
+	}
+	n, err := w.leaf(buf.off, parts, c, dt, et.name, dims, raw)
+	if n != nil {
+		n.Type = ti.name
+	}
+	return n, true, err
+}

@@ -53,6 +53,12 @@ func FuzzRead(f *testing.F) {
 	// Chains whose functions are only among the type parameters.
 	f.Add(chainJLD2(denseModel()))
 	f.Add(chainJLD2(convModel()))
+	f.Add(knetFile([2]uint64{2, 3}, make([]byte, 24)))
+	b = newH5()
+	w = b.f32Dataset([]uint64{2}, []float32{1, 2})
+	self := b.addr()
+	structFile(b, []string{"w", "next"}, []uint64{w, self})
+	f.Add(b.finish(b.group([]string{"m"}, []uint64{self})))
 	if dir := fixtureDirOrEmpty(); dir != "" {
 		fx, _ := filepath.Glob(filepath.Join(dir, "*.jld2"))
 		for _, p := range fx {

@@ -85,6 +85,11 @@ func openFile(data []byte, lim Limits) (*file, error) {
 		}
 	}
 	if sb < 0 {
+		// Say what the file is where that can be told (CONVERSION.md
+		// section 6).
+		if err := convert.Diagnose(data); err != nil {
+			return nil, errAt(err, 0, "no HDF5 superblock signature")
+		}
 		return nil, errAt(convert.ErrMalformed, 0, "no HDF5 superblock signature")
 	}
 	if sb > 0 {
@@ -113,7 +118,13 @@ func openFile(data []byte, lim Limits) (*file, error) {
 		return nil, errAt(convert.ErrUnsupported, int64(sb)+9, "offset size %d, length size %d (only 8 is read)", so, sl)
 	}
 	if lookup3(data[sb:sb+44]) != sum {
-		return nil, errAt(convert.ErrMalformed, int64(sb)+44, "superblock checksum mismatch")
+		kind := convert.ErrMalformed
+		if err := convert.Diagnose(data); err != nil {
+			// A text-mode transfer that left the signature whole
+			// (NUL bytes replaced) breaks the checksum.
+			kind = err
+		}
+		return nil, errAt(kind, int64(sb)+44, "superblock checksum mismatch")
 	}
 	if base > uint64(len(data)) {
 		return nil, errAt(convert.ErrMalformed, int64(sb)+12, "base address %d past end of file", base)

@@ -190,19 +190,6 @@ func hostile() map[string]struct {
 	w = b.object(mSpace(1<<20), mType(dtF32()), mCompact([]byte{1, 2, 3, 4}))
 	add("huge-dataspace-compact", b.finish(b.group([]string{"w"}, []uint64{w})), convert.ErrMalformed)
 
-	// A struct whose field refers to itself, and a two-object cycle.
-	b = newH5()
-	self := b.addr()
-	structFile(b, []string{"next"}, []uint64{self})
-	add("reference-cycle-self", b.finish(b.group([]string{"m"}, []uint64{self})), convert.ErrUnsupported)
-
-	b = newH5()
-	first := b.addr()
-	second := first + uint64(len(encodeOHDR(mSpace(), mType(dtCompound([]string{"x"}, [][]byte{dtRef()}, []uint32{8})), mCompact(u64s(0)))))
-	structFile(b, []string{"x"}, []uint64{second})
-	structFile(b, []string{"y"}, []uint64{first})
-	add("reference-cycle", b.finish(b.group([]string{"m"}, []uint64{first})), convert.ErrUnsupported)
-
 	// A chain of 500 references, deeper than the depth limit.
 	b = newH5()
 	prev := b.f32Dataset([]uint64{1}, []float32{1})
@@ -275,7 +262,53 @@ func TestOptimizerDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Tensors) != 2 || m.Tensors[1].Name != "optimizer" {
+	if len(m.Tensors) != 2 || m.Tensors[1].Name != "optimizer.opt_state" {
 		t.Fatalf("tensors %+v", m.Tensors)
+	}
+}
+
+// A reference cycle is valid (rule J3): each object is converted once and
+// the back-edge is a "ref" node naming the path where the object was
+// first reached.
+func TestReferenceCycle(t *testing.T) {
+	// A struct whose field refers to itself.
+	b := newH5()
+	w := b.f32Dataset([]uint64{2}, []float32{1, 2})
+	self := b.addr()
+	structFile(b, []string{"w", "next"}, []uint64{w, self})
+	m, err := Read(b.finish(b.group([]string{"m"}, []uint64{self})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Tensors) != 1 || m.Tensors[0].Name != "m.w" || len(m.Tensors[0].Aliases) != 0 {
+		t.Fatalf("tensors %+v", m.Tensors)
+	}
+	next := m.Structure.Fields[0].Node.Fields[1].Node
+	if next.Kind != "ref" || next.Ref != "m" {
+		t.Errorf("back-edge %+v, want a ref to m", next)
+	}
+
+	// Two objects that refer to each other, each holding an array.
+	b = newH5()
+	w1 := b.f32Dataset([]uint64{1}, []float32{1})
+	w2 := b.f32Dataset([]uint64{1}, []float32{2})
+	first := b.addr()
+	second := first + uint64(len(encodeOHDR(mSpace(), mType(dtCompound([]string{"w", "x"}, [][]byte{dtRef(), dtRef()}, []uint32{8, 8})), mCompact(u64s(0, 0)))))
+	structFile(b, []string{"w", "x"}, []uint64{w1, second})
+	structFile(b, []string{"w", "y"}, []uint64{w2, first})
+	m, err = Read(b.finish(b.group([]string{"m"}, []uint64{first})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, x := range m.Tensors {
+		names = append(names, x.Name)
+	}
+	if want := []string{"m.w", "m.x.w"}; !slices.Equal(names, want) {
+		t.Fatalf("tensors %q, want %q", names, want)
+	}
+	y := m.Structure.Fields[0].Node.Fields[1].Node.Fields[1].Node
+	if y.Kind != "ref" || y.Ref != "m" {
+		t.Errorf("back-edge %+v, want a ref to m", y)
 	}
 }

@@ -24,6 +24,12 @@ type typeInfo struct {
 	// params are the type names of the type parameters in order, "" for a
 	// parameter that is not a type (such as the 2 of Conv{2, ...}).
 	params []string
+	// funcIdx are the 0-based positions of funcParams among the type
+	// parameters.
+	funcIdx []int
+	// param1 is the type name of the first type parameter, if it is a
+	// type (the element type of an array type).
+	param1 string
 }
 
 // typeInfo reads the attributes of the committed datatype at addr, once.
@@ -49,10 +55,14 @@ func (f *file) typeInfo(addr uint64) (*typeInfo, error) {
 			if ti.params, err = f.typeParams(a.dt, a.data); err != nil {
 				return nil, err
 			}
-			for _, p := range ti.params {
+			for i, p := range ti.params {
 				if base := baseName(p); isFunction(base) {
 					ti.funcParams = append(ti.funcParams, functionName(base))
+					ti.funcIdx = append(ti.funcIdx, i)
 				}
+			}
+			if len(ti.params) > 0 {
+				ti.param1 = ti.params[0]
 			}
 		case "field_datatypes":
 			if ti.fieldTypes, err = f.refs(a); err != nil {

@@ -24,6 +24,11 @@ type walker struct {
 	nodes  int
 	alias  int
 	inOpt  bool
+	// inGrad and inState count the gradients and state buffers being
+	// walked: arrays below a gradient are dropped, those below a state
+	// field have the role state (CONVERSION.md N7, N12).
+	inGrad  int
+	inState int
 	// dictNext is the Dict type of the reference being followed, which
 	// names the vector of pairs it refers to.
 	dictNext string
@@ -94,7 +99,7 @@ func (w *walker) run() (*convert.Model, error) {
 	}
 	for _, t := range w.m.Tensors {
 		w.m.Report.Tensors = append(w.m.Report.Tensors, convert.ReportTensor{
-			Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: int64(len(t.Data)), Aliases: t.Aliases,
+			Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Bytes: int64(len(t.Data)), Aliases: t.Aliases, Role: t.Role,
 		})
 	}
 	return w.m, nil
@@ -156,14 +161,17 @@ func (w *walker) group(path []string, in *info, depth int) (*convert.Node, error
 	return n, nil
 }
 
-// optimizer drops optimiser state, or walks it under the name "optimizer"
-// when the caller keeps it (CONVERSION.md N9).
+// optimizer drops optimiser state, or walks it with the part "optimizer"
+// put before its path when the caller keeps it (CONVERSION.md N9), as the
+// BSON converter names it.
 func (w *walker) optimizer(path []string, walk func([]string) (*convert.Node, error), why string) (*convert.Node, error) {
-	if !w.opts.IncludeOptimizer {
-		w.drop(path, convert.DropOptimizer, why)
+	if !w.opts.IncludeOptimizer || w.inGrad > 0 {
+		if w.inGrad == 0 {
+			w.drop(path, convert.DropOptimizer, why)
+		}
 		return w.node(path, &convert.Node{Kind: "dropped", Dropped: convert.DropOptimizer})
 	}
-	p := append([]string{"optimizer"}, path[1:]...)
+	p := append([]string{"optimizer"}, path...)
 	w.inOpt = true
 	defer func() { w.inOpt = false }()
 	return walk(p)
@@ -180,16 +188,22 @@ func (w *walker) object(path []string, addr uint64, depth int) (*convert.Node, e
 	}
 	if v, ok := w.visits[addr]; ok {
 		if !v.done {
-			// A model's weights form no cycle; a file whose references
-			// loop is refused rather than cut at an arbitrary place.
-			return nil, &Error{Offset: -1, Path: joinName(path), Reason: "reference cycle back to " + joinName(v.path), Err: convert.ErrUnsupported}
+			// A cycle: the object is being walked above. Its back-edge
+			// is a reference to the path where it was first reached
+			// (rule J3); the tensors below it are found by that walk.
+			return w.node(path, &convert.Node{Kind: "ref", Ref: joinName(v.path)})
 		}
 		for _, t := range v.tensors {
 			if err := w.addAlias(t.idx, append(slices.Clip(path), t.suffix...)); err != nil {
 				return nil, err
 			}
 		}
-		s := &convert.Node{Kind: v.node.Kind, Type: v.node.Type, Tensor: v.node.Tensor, DType: v.node.DType}
+		if v.node.Dropped == convert.DropGradient {
+			// A gradient reached again (TrackedArray's grad is its
+			// tracker's): reported at each path, as in BSON files.
+			w.drop(path, convert.DropGradient, v.node.Type)
+		}
+		s := &convert.Node{Kind: v.node.Kind, Type: v.node.Type, Tensor: v.node.Tensor, DType: v.node.DType, Dropped: v.node.Dropped, Ref: joinName(v.path)}
 		return w.node(path, s)
 	}
 	v := &visit{path: slices.Clone(path)}
@@ -535,6 +549,13 @@ func (w *walker) ghost(path []string, name string) (*convert.Node, error) {
 }
 
 func (w *walker) tensor(path []string, typeName string, d format.DType, shape []int64, data []byte) (*convert.Node, error) {
+	if typeName == "" {
+		typeName = "Core.Array"
+	}
+	if w.inGrad > 0 {
+		w.drop(path, convert.DropGradient, baseName(typeName))
+		return w.node(path, &convert.Node{Kind: "array", Type: baseName(typeName), DType: d.String(), Dropped: convert.DropGradient})
+	}
 	name := joinName(path)
 	if path != nil && path[0] == "optimizer" && !w.inOpt {
 		return nil, &Error{Offset: -1, Path: name, Reason: "top-level name optimizer is reserved for kept optimiser state", Err: convert.ErrNameClash}
@@ -547,14 +568,15 @@ func (w *walker) tensor(path []string, typeName string, d format.DType, shape []
 	}
 	idx := len(w.m.Tensors)
 	w.names[name] = idx
-	w.m.Tensors = append(w.m.Tensors, convert.Tensor{Name: name, DType: d, Shape: shape, Data: data})
+	role := convert.RoleParameter
+	if w.inState > 0 {
+		role = convert.RoleState
+	}
+	w.m.Tensors = append(w.m.Tensors, convert.Tensor{Name: name, DType: d, Shape: shape, Data: data, Role: role})
 	for _, f := range w.frames {
 		if err := w.record(f, path, idx); err != nil {
 			return nil, err
 		}
-	}
-	if typeName == "" {
-		typeName = "Core.Array"
 	}
 	return w.node(path, &convert.Node{Kind: "array", Type: baseName(typeName), Tensor: name, DType: d.String()})
 }
@@ -644,6 +666,16 @@ func (w *walker) valueOf(path []string, dt *dtype, b []byte, ti *typeInfo, name 
 		w.dictNext = ""
 		return c, err
 	case classCompound:
+		if convert.BufferArray(base) {
+			if n, ok, err := w.bufferArray(path, dt, b, ti, name, depth); ok || err != nil {
+				return n, err
+			}
+		}
+		if wr, ok := convert.WrapperOf(base); ok {
+			if n, ok, err := w.wrapper(path, dt, b, ti, base, wr, depth); ok || err != nil {
+				return n, err
+			}
+		}
 		return w.compound(path, dt, b, ti, base, depth)
 	case classString:
 		s := strings.TrimRight(w.f.text(b[:dt.size]), "\x00 ")
@@ -699,6 +731,11 @@ func (w *walker) valueOf(path []string, dt *dtype, b []byte, ti *typeInfo, name 
 			return w.ghost(path, name)
 		}
 	}
+	if d, ok := convert.ElementType(base); ok && d.Size() == int(dt.size) && (dt.class == classOpaque || dt.class == classBitfield || dt.class == classFixed) {
+		// A primitive that an old JLD2 wrote as its own committed type
+		// (Julia 1.0's "Core.Core.Bool"): its bytes are the number.
+		return w.node(path, &convert.Node{Kind: "scalar", Type: convert.TypeName(base), Value: convert.ScalarText(d, b[:dt.size]), DType: d.String()})
+	}
 	w.drop(path, convert.DropUnsupportedType, describe(dt, name))
 	return w.node(path, &convert.Node{Kind: "dropped", Type: base, Dropped: convert.DropUnsupportedType})
 }
@@ -746,6 +783,10 @@ func (w *walker) compound(path []string, dt *dtype, b []byte, ti *typeInfo, base
 				return nil, err
 			}
 		}
+		if convert.IsStateField(base, m.name) {
+			w.inState++
+			defer func() { w.inState-- }()
+		}
 		return w.value(append(slices.Clip(path), fieldName(base, m.name)), m.typ, b[m.offset:m.offset+m.typ.size], mti, "", depth+1)
 	}
 	add := func(name string, c *convert.Node) {
@@ -774,8 +815,9 @@ func (w *walker) compound(path []string, dt *dtype, b []byte, ti *typeInfo, base
 	}
 	if names == nil {
 		if ti != nil {
-			for _, fn := range ti.funcParams {
-				w.drop(path, convert.DropFunction, fn+" (type parameter of "+base+")")
+			at := funcPaths(path, kind, base, dt, ti)
+			for i, fn := range ti.funcParams {
+				w.drop(at[i], convert.DropFunction, fn+" (type parameter of "+base+")")
 			}
 		}
 		for i, m := range dt.members {
@@ -860,11 +902,14 @@ func juliaDims(a *attribute) []int64 {
 
 // baseName strips type parameters: "Flux.Dense{typeof(relu), ...}" gives
 // "Flux.Dense".
+//
+// Module names repeated in a row, as JLD2 files of Julia 1.0 and 1.1 write
+// them ("Tracker.Tracker.TrackedArray"), are collapsed (CONVERSION.md N3b).
 func baseName(s string) string {
 	if i := strings.IndexByte(s, '{'); i > 0 {
-		return s[:i]
+		s = s[:i]
 	}
-	return s
+	return convert.CollapseModules(s)
 }
 
 func isTuple(base string) bool {
@@ -894,3 +939,254 @@ func functionName(base string) string {
 
 // joinName joins name parts (CONVERSION.md N1, N6).
 func joinName(parts []string) string { return convert.NameJoin(parts...) }
+
+// gradient walks a member whose arrays are gradients: dropped (N7).
+func (w *walker) gradient(walk func() (*convert.Node, error)) (*convert.Node, error) {
+	w.inGrad++
+	defer func() { w.inGrad-- }()
+	return walk()
+}
+
+// wrapper walks a parameter wrapper (CONVERSION.md N7): the value member
+// takes the wrapper's path, gradient members are dropped, optimiser
+// members are optimiser state. ok is false when the compound lacks the
+// value member; it is then walked as a struct.
+func (w *walker) wrapper(path []string, dt *dtype, b []byte, ti *typeInfo, base string, wr convert.Wrapper, depth int) (*convert.Node, bool, error) {
+	vi := slices.IndexFunc(dt.members, func(m member) bool { return m.name == wr.Value })
+	if vi < 0 {
+		return nil, false, nil
+	}
+	var ftypes []uint64
+	if ti != nil && len(ti.fieldTypes) == len(dt.members) {
+		ftypes = ti.fieldTypes
+	}
+	walkMember := func(i int, p []string) (*convert.Node, error) {
+		m := dt.members[i]
+		var mti *typeInfo
+		if ftypes != nil && ftypes[i] != 0 && ftypes[i] != undefAddr {
+			var err error
+			if mti, err = w.f.typeInfo(ftypes[i]); err != nil {
+				return nil, err
+			}
+		}
+		return w.value(p, m.typ, b[m.offset:m.offset+m.typ.size], mti, "", depth+1)
+	}
+	// The wrapper's node is its value's: the other members are walked
+	// for what they hold (drops, aliases), their nodes not kept.
+	var value *convert.Node
+	for i, m := range dt.members {
+		var err error
+		p := append(slices.Clip(path), m.name)
+		switch {
+		case i == vi:
+			value, err = walkMember(i, path)
+		case slices.Contains(wr.Gradient, m.name):
+			_, err = w.gradient(func() (*convert.Node, error) { return walkMember(i, p) })
+		case slices.Contains(wr.Optimizer, m.name) && !w.inOpt:
+			_, err = w.optimizer(p, func(p []string) (*convert.Node, error) { return walkMember(i, p) }, "optimiser state of "+base)
+		default:
+			_, err = walkMember(i, p)
+		}
+		if err != nil {
+			return nil, true, err
+		}
+	}
+	return value, true, nil
+}
+
+// intsOf reads a tuple of Int64 stored in place (an HDF5 array of 8-byte
+// integers, or a compound of them) as Julia dimensions.
+func intsOf(dt *dtype, b []byte) ([]int64, bool) {
+	var out []int64
+	add := func(t *dtype, v []byte) bool {
+		if t.class != classFixed || t.size != 8 || uint64(len(v)) < 8 {
+			return false
+		}
+		x := le64(v)
+		if x > 1<<62 {
+			return false
+		}
+		out = append(out, int64(x))
+		return true
+	}
+	switch dt.class {
+	case classFixed:
+		return out, add(dt, b)
+	case classArray:
+		if dt.base == nil || dt.base.size != 8 {
+			return nil, false
+		}
+		for i := uint32(0); i < dt.size/8; i++ {
+			if !add(dt.base, b[8*i:]) {
+				return nil, false
+			}
+		}
+	case classCompound:
+		for _, m := range dt.members {
+			if !add(m.typ, b[m.offset:]) {
+				return nil, false
+			}
+		}
+	default:
+		return nil, false
+	}
+	return out, len(out) <= maxRank
+}
+
+// bufferArray reads an array that keeps its data as bytes beside its
+// dimensions (CONVERSION.md N11): Knet's KnetArray{T,N}, a compound of
+// ptr (a KnetPtr whose ptr refers to the Vector{UInt8} of the data) and
+// dims. The tensor has T's type and the dimensions reversed, and takes the
+// array's path. ok is false for a value that is not laid out so (a KnetPtr
+// that holds a device pointer); it is then walked as a struct.
+func (w *walker) bufferArray(path []string, dt *dtype, b []byte, ti *typeInfo, name string, depth int) (*convert.Node, bool, error) {
+	param := ""
+	if params := convert.TypeParams(name); len(params) > 0 {
+		param = params[0]
+	} else if ti != nil {
+		param = ti.param1
+	}
+	et, ok := convert.ElementType(param)
+	if !ok {
+		return nil, false, nil
+	}
+	pi := slices.IndexFunc(dt.members, func(m member) bool { return m.name == "ptr" })
+	di := slices.IndexFunc(dt.members, func(m member) bool { return m.name == "dims" })
+	if pi < 0 || di < 0 {
+		return nil, false, nil
+	}
+	dm := dt.members[di]
+	dims, ok := intsOf(dm.typ, b[dm.offset:dm.offset+dm.typ.size])
+	if !ok {
+		return nil, false, nil
+	}
+	pm := dt.members[pi]
+	pdt, pb := pm.typ, b[pm.offset:pm.offset+pm.typ.size]
+	if pdt.isObjectRef() {
+		var err error
+		if pdt, pb, _, err = w.scalarAt(le64(pb)); err != nil || pdt == nil {
+			return nil, false, err
+		}
+	}
+	if pdt.class != classCompound {
+		return nil, false, nil
+	}
+	bi := slices.IndexFunc(pdt.members, func(m member) bool { return m.name == "ptr" })
+	if bi < 0 || !pdt.members[bi].typ.isObjectRef() {
+		return nil, false, nil
+	}
+	addr := le64(pb[pdt.members[bi].offset:])
+	in, err := w.f.info(addr)
+	if err != nil {
+		return nil, true, err
+	}
+	if in.kind != kindDataset || in.space.kind != spaceSimple || len(in.space.dims) != 1 {
+		return nil, false, nil
+	}
+	if d, ok := in.dt.numeric(); !ok || d != format.U8 {
+		return nil, false, nil
+	}
+	// The byte count must be the element count times the element size,
+	// computed without overflow.
+	n := uint64(1)
+	for _, d := range dims {
+		hi, lo := bits.Mul64(n, uint64(d))
+		if hi != 0 || lo > 1<<62 {
+			return nil, true, &Error{Offset: in.off, Path: joinName(path), Reason: "array dimensions overflow", Err: convert.ErrMalformed}
+		}
+		n = lo
+	}
+	hi, want := bits.Mul64(n, uint64(et.Size()))
+	if hi != 0 || want != in.space.dims[0] {
+		return nil, true, &Error{Offset: in.off, Path: joinName(path), Reason: "byte buffer of " + strconv.FormatUint(in.space.dims[0], 10) + " bytes for dimensions " + fmtDims(dims) + " of " + et.String(), Err: convert.ErrMalformed}
+	}
+	shape := slices.Clone(dims)
+	slices.Reverse(shape)
+	typ := baseName(name)
+	return w.sharedObject(path, addr, func(path []string) (*convert.Node, error) {
+		data, off, err := w.f.datasetBytes(in)
+		if err != nil {
+			return nil, err
+		}
+		w.f.addSpan(off, uint64(len(data)))
+		return w.tensor(path, typ, et, shape, data)
+	})
+}
+
+func fmtDims(d []int64) string {
+	s := make([]string, len(d))
+	for i, v := range d {
+		s[i] = strconv.FormatInt(v, 10)
+	}
+	return "(" + strings.Join(s, ", ") + ")"
+}
+
+// sharedObject walks the object at addr once, as object does, with walk in
+// place of reading the object: reached again, its tensors become aliases.
+func (w *walker) sharedObject(path []string, addr uint64, walk func([]string) (*convert.Node, error)) (*convert.Node, bool, error) {
+	if v, ok := w.visits[addr]; ok {
+		if !v.done {
+			n, err := w.node(path, &convert.Node{Kind: "ref", Ref: joinName(v.path)})
+			return n, true, err
+		}
+		for _, t := range v.tensors {
+			if err := w.addAlias(t.idx, append(slices.Clip(path), t.suffix...)); err != nil {
+				return nil, true, err
+			}
+		}
+		n, err := w.node(path, &convert.Node{Kind: v.node.Kind, Type: v.node.Type, Tensor: v.node.Tensor, DType: v.node.DType, Ref: joinName(v.path)})
+		return n, true, err
+	}
+	v := &visit{path: slices.Clone(path)}
+	w.visits[addr] = v
+	w.frames = append(w.frames, v)
+	n, err := walk(path)
+	w.frames = w.frames[:len(w.frames)-1]
+	if err != nil {
+		return nil, true, err
+	}
+	v.node, v.done = n, true
+	return n, true, nil
+}
+
+// funcPaths returns where each function among the type parameters of a
+// compound sits, for files that do not name the fields without data: in
+// a tuple, parameter i is element i+1; in a struct of the table of known
+// types, the fields without data are, in order, the function parameters
+// when they are as many. Otherwise the compound's own path.
+func funcPaths(path []string, kind, base string, dt *dtype, ti *typeInfo) [][]string {
+	at := make([][]string, len(ti.funcParams))
+	for i := range at {
+		at[i] = path
+	}
+	switch {
+	case kind == "tuple" && len(ti.funcIdx) == len(at):
+		for i, j := range ti.funcIdx {
+			at[i] = append(slices.Clip(path), strconv.Itoa(j+1))
+		}
+	case kind == "struct":
+		have := map[string]bool{}
+		for _, m := range dt.members {
+			have[fieldName(base, m.name)] = true
+		}
+		for _, fields := range convert.Layouts(base) {
+			var missing []string
+			all := true
+			for _, f := range fields {
+				if !have[f] {
+					missing = append(missing, f)
+				}
+			}
+			for name := range have {
+				all = all && slices.Contains(fields, name)
+			}
+			if all && len(missing) == len(at) {
+				for i := range at {
+					at[i] = append(slices.Clip(path), missing[i])
+				}
+				break
+			}
+		}
+	}
+	return at
+}

@@ -214,7 +214,7 @@ func noDuplicates(data []byte) error {
 }
 
 // Kinds lists the node kinds of CONVERSION.md section 4.
-var Kinds = []string{"struct", "namedtuple", "tuple", "vector", "dict", "array", "function", "scalar", "string", "symbol", "nothing", "dropped"}
+var Kinds = []string{"struct", "namedtuple", "tuple", "vector", "dict", "array", "function", "scalar", "string", "symbol", "nothing", "dropped", "ref"}
 
 // DropKinds lists the drop kinds of CONVERSION.md section 3.
 var DropKinds = []string{
@@ -252,11 +252,15 @@ func (v *validator) node(n *convert.Node, path string, depth int) error {
 	if depth > v.lim.MaxDepth {
 		return &Error{Path: path, Reason: fmt.Sprintf("nested deeper than %d", v.lim.MaxDepth), Err: ErrLimit}
 	}
-	if n.Kind == "" && n.Ref == "" {
+	if n.Kind == "" {
 		return bad(path, "a node without kind")
 	}
-	if n.Kind != "" && !contains(Kinds, n.Kind) {
+	if !contains(Kinds, n.Kind) {
 		return bad(path, "unknown kind %q", n.Kind)
+	}
+	if n.Kind == "ref" && (n.Type != "" || len(n.Fields) > 0 || len(n.Items) > 0 || n.Tensor != "" ||
+		n.Function != "" || n.Anonymous || n.Value != "" || n.DType != "" || n.Dropped != "") {
+		return bad(path, "a ref node with more than ref")
 	}
 	if n.Dropped != "" && !contains(DropKinds, n.Dropped) {
 		return bad(path, "unknown drop kind %q", n.Dropped)

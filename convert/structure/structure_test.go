@@ -105,6 +105,8 @@ func TestParseRefuses(t *testing.T) {
 		"duplicate-nested":    {`{"kind":"struct","fields":[{"name":"a","node":{"kind":"nothing","kind":"array"}}]}`, structure.Limits{}, structure.ErrMalformed},
 		"unknown-kind":        {`{"kind":"closure"}`, structure.Limits{}, structure.ErrMalformed},
 		"no-kind":             {`{"type":"Flux.Dense"}`, structure.Limits{}, structure.ErrMalformed},
+		"ref-without-kind":    {`{"ref":"model.layers.1"}`, structure.Limits{}, structure.ErrMalformed},
+		"ref-with-more":       {`{"kind":"ref","ref":"a","tensor":"w"}`, structure.Limits{}, structure.ErrMalformed},
 		"null-field-node":     {`{"kind":"struct","fields":[{"name":"a","node":null}]}`, structure.Limits{}, structure.ErrMalformed},
 		"null-item":           {`{"kind":"tuple","items":[null]}`, structure.Limits{}, structure.ErrMalformed},
 		"unnamed-field":       {`{"kind":"struct","fields":[{"name":"","node":{"kind":"nothing"}}]}`, structure.Limits{}, structure.ErrMalformed},
@@ -139,7 +141,9 @@ func TestParseRefuses(t *testing.T) {
 func TestParseAccepts(t *testing.T) {
 	for _, js := range []string{
 		`{"kind":"nothing"}`,
-		`{"ref":"model.layers.1"}`,
+		`{"kind":"ref","ref":"model.layers.1"}`,
+		`{"kind":"ref"}`,
+		`{"kind":"struct","type":"Flux.Dense","ref":"model.layers.1"}`,
 		`{"kind":"struct","type":"Flux.Dense","fields":[{"name":"weight","node":{"kind":"array","type":"Core.Array","tensor":"model.weight","dtype":"F32"}},{"name":"bias","node":{"kind":"scalar","value":"false","dtype":"BOOL"}},{"name":"σ","node":{"kind":"function","type":"NNlib.#relu","function":"relu"}}]}`,
 		`{"kind":"tuple","items":[{"kind":"function","type":"Main.#3#4","anonymous":true,"dropped":"code"},{"kind":"string","value":"{\"kind\":[[[["}]}`,
 	} {
@@ -156,7 +160,7 @@ func FuzzParse(f *testing.F) {
 	for _, js := range fixtureStructures(f, 32<<10) {
 		f.Add(js)
 	}
-	f.Add([]byte(`{"kind":"tuple","items":[{"kind":"nothing"},{"ref":"a"}]}`))
+	f.Add([]byte(`{"kind":"tuple","items":[{"kind":"nothing"},{"kind":"ref","ref":"a"}]}`))
 	f.Add([]byte(`{"kind":"struct","fields":[{"name":"a","node":{"kind":"array","tensor":"a","dtype":"F32"}}]}`))
 	lim := structure.Limits{MaxDepth: 64, MaxNodes: 256}
 	f.Fuzz(func(t *testing.T, data []byte) {
