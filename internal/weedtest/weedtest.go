@@ -304,6 +304,9 @@ func (s *Server) ready(ctx context.Context) error {
 	return err
 }
 
+// Pid is the weed process's id (and its process group's).
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Client is an S3 client for the server with the server's own key (or
 // none), path-style, for a test to upload and replace objects.
 func (s *Server) Client() *s3.Client { return s.client }
