@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -139,7 +140,32 @@ func Start(opts Options) (*Server, error) {
 // registers, and the first write waits for volumes to be allocated.
 const startTimeout = 90 * time.Second
 
+// start starts a server in dir, trying again on fresh ports if weed exits
+// at start (another process took one of its ports first).
 func start(dir string, ownDir bool, opts Options) (*Server, error) {
+	var errs []error
+	for attempt := range 3 {
+		sub := filepath.Join(dir, "run"+itoa(attempt))
+		s, err := startOnce(sub, opts)
+		if err == nil {
+			if ownDir {
+				s.dir = dir
+			}
+			s.ownDir = ownDir
+			return s, nil
+		}
+		errs = append(errs, err)
+		if !errors.Is(err, errExited) {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+// errExited: weed exited before it was ready.
+var errExited = errors.New("weed exited")
+
+func startOnce(dir string, opts Options) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -190,7 +216,6 @@ func start(dir string, ownDir bool, opts Options) (*Server, error) {
 		AccessKey: opts.AccessKey,
 		SecretKey: opts.SecretKey,
 		dir:       dir,
-		ownDir:    ownDir,
 		log:       logf,
 		done:      make(chan struct{}),
 	}
@@ -235,8 +260,9 @@ func start(dir string, ownDir bool, opts Options) (*Server, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
+		tail := s.logTail()
 		s.Stop()
-		return nil, fmt.Errorf("weedtest: weed server did not come up: %w\n%s", err, s.logTail())
+		return nil, fmt.Errorf("weedtest: weed server did not come up: %w\n%s", err, tail)
 	}
 	return s, nil
 }
@@ -249,7 +275,7 @@ func (s *Server) ready(ctx context.Context) error {
 		for {
 			select {
 			case <-s.done:
-				return fmt.Errorf("weed exited (%v) while waiting for %s", s.waitErr, what)
+				return fmt.Errorf("%w (%v) while waiting for %s", errExited, s.waitErr, what)
 			default:
 			}
 			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -379,8 +405,13 @@ func writeIdentities(path, access, secret string) error {
 }
 
 // freePorts are n distinct free TCP ports on 127.0.0.1, all held open until
-// all are chosen.
+// all are chosen. They are drawn below the kernel's ephemeral range (Linux
+// and BSD both start it at 32768 or above): a port from that range, free
+// when chosen, can be taken by an outgoing connection of the first server
+// before the second binds it.
 func freePorts(n int) ([]int, error) {
+	portMu.Lock()
+	defer portMu.Unlock()
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
@@ -388,15 +419,29 @@ func freePorts(n int) ([]int, error) {
 		}
 	}()
 	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 1000 {
+			return nil, errors.New("weedtest: no free ports")
+		}
+		p := 20000 + mrand.IntN(12000)
+		if portsUsed[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+itoa(p))
 		if err != nil {
-			return nil, err
+			continue
 		}
 		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, p)
+		portsUsed[p] = true
 	}
 	return ports, nil
 }
+
+// Ports handed out by this process, never handed out twice.
+var (
+	portMu    sync.Mutex
+	portsUsed = map[int]bool{}
+)
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -83,7 +83,7 @@ func startServers(t testing.TB) (anon, keyed *weedtest.Server) {
 
 // awsEnv points the AWS configuration chain at endpoint and nothing else:
 // no shared config or credentials file, no instance metadata.
-func awsEnv(t *testing.T, endpoint string) {
+func awsEnv(t testing.TB, endpoint string) {
 	dir := t.TempDir()
 	for k, v := range map[string]string{
 		"AWS_CONFIG_FILE":             filepath.Join(dir, "config"),
