@@ -354,3 +354,54 @@ func TestOpenRefusesBadURI(t *testing.T) {
 		t.Errorf("%v, want ErrURI", err)
 	}
 }
+
+// The client NewClient builds from the environment does not retry either,
+// whatever AWS_MAX_ATTEMPTS and AWS_RETRY_MODE say, and addresses a custom
+// endpoint path-style with a default region.
+func TestNewClientFromEnvironment(t *testing.T) {
+	var calls atomic.Int64
+	var path string
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		path = r.URL.Path
+		s3Error(w, http.StatusServiceUnavailable, "SlowDown")
+	}))
+	defer ts.Close()
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"AWS_CONFIG_FILE":             dir + "/config",
+		"AWS_SHARED_CREDENTIALS_FILE": dir + "/credentials",
+		"AWS_EC2_METADATA_DISABLED":   "true",
+		"AWS_PROFILE":                 "",
+		"AWS_REGION":                  "",
+		"AWS_DEFAULT_REGION":          "",
+		"AWS_CA_BUNDLE":               "",
+		"AWS_ACCESS_KEY_ID":           "AKIDEXAMPLE",
+		"AWS_SECRET_ACCESS_KEY":       "secret",
+		"AWS_ENDPOINT_URL":            "",
+		"AWS_ENDPOINT_URL_S3":         ts.URL,
+		"AWS_MAX_ATTEMPTS":            "5",
+		"AWS_RETRY_MODE":              "adaptive",
+	} {
+		t.Setenv(k, v)
+	}
+	client, err := NewClient(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := client.Options(); o.Region != "us-east-1" || !o.UsePathStyle {
+		t.Errorf("region %q, path-style %v; want us-east-1, path-style", o.Region, o.UsePathStyle)
+	}
+	b := NewBackend(client, "bucket", "dir/model.swt")
+	_, _, err = b.ReadRange(context.Background(), make([]byte, 4), 0, "")
+	var te *source.TransientError
+	if !errors.As(err, &te) {
+		t.Errorf("503 SlowDown: %v, want transient", err)
+	}
+	if calls.Load() != 1 {
+		t.Errorf("%d requests with AWS_MAX_ATTEMPTS=5; the SDK must not retry", calls.Load())
+	}
+	if path != "/bucket/dir/model.swt" {
+		t.Errorf("request path %q, want path-style /bucket/dir/model.swt", path)
+	}
+}

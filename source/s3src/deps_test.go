@@ -2,8 +2,6 @@ package s3src_test
 
 import (
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -11,8 +9,8 @@ import (
 // TestSDKStaysHere checks that the S3 SDK is linked only into programs that
 // import this package: the core and source itself must not pull it in.
 func TestSDKStaysHere(t *testing.T) {
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := exec.LookPath(gobin); err != nil {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
 		t.Skipf("no go command: %v", err)
 	}
 	const mod = "github.com/safeweights/safeweights/"
