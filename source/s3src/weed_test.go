@@ -210,10 +210,16 @@ func TestReadModel(t *testing.T) {
 		{"eager", []decode.Option{decode.WithVerify(decode.VerifyEager)}},
 		{"checked", []decode.Option{decode.WithCheckedReads()}},
 		{"policy", []decode.Option{decode.WithPolicy(sign.Require(m.trusted))}},
+		{"parts", []decode.Option{decode.WithVerify(decode.VerifyLazy)}},
 	}
 	for _, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {
-			src, err := s3src.Open(ctx, anon.URI(key), s3src.WithAnonymous())
+			opts := []s3src.Option{s3src.WithAnonymous()}
+			if mode.name == "parts" {
+				// The 1 MiB tensor in four requests, two at a time.
+				opts = append(opts, s3src.WithRemoteOptions(source.WithPartSize(256<<10), source.WithConcurrency(2)))
+			}
+			src, err := s3src.Open(ctx, anon.URI(key), opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -378,36 +384,41 @@ func TestOverwrittenObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := upload(t, anon, m.file)
 	awsEnv(t, anon.Endpoint)
 	ctx := context.Background()
-	src, err := s3src.Open(ctx, anon.URI(key), s3src.WithAnonymous())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	f, err := decode.NewReaderContext(ctx, src, src.Size(), decode.WithVerify(decode.VerifyLazy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The same layout, other bytes: without If-Match every offset would
-	// still be valid and the reads would mix the two files.
-	if err := anon.Put(ctx, key, other.file); err != nil {
-		t.Fatal(err)
-	}
-	for tn := range f.All() {
-		got, err := tn.Bytes()
-		if !errors.Is(err, source.ErrChanged) || !errors.Is(err, format.ErrIO) {
-			t.Errorf("%s: %v, want ErrChanged", tn.Name, err)
+	// VerifyNone checks no digest: there If-Match alone keeps the versions
+	// apart.
+	for _, mode := range []decode.VerifyMode{decode.VerifyNone, decode.VerifyLazy} {
+		key := upload(t, anon, m.file)
+		src, err := s3src.Open(ctx, anon.URI(key), s3src.WithAnonymous())
+		if err != nil {
+			t.Fatal(err)
 		}
-		if got != nil {
-			t.Errorf("%s: %d bytes returned with the error", tn.Name, len(got))
+		defer src.Close()
+		f, err := decode.NewReaderContext(ctx, src, src.Size(), decode.WithVerify(mode))
+		if err != nil {
+			t.Fatal(err)
 		}
-		var te *source.TransientError
-		if errors.As(err, &te) {
-			t.Errorf("%s: a changed object is not transient: %v", tn.Name, err)
+		// The same layout, other bytes: without If-Match every offset would
+		// still be valid and the reads would mix the two files.
+		if err := anon.Put(ctx, key, other.file); err != nil {
+			t.Fatal(err)
+		}
+		for tn := range f.All() {
+			got, err := tn.Bytes()
+			if !errors.Is(err, source.ErrChanged) || !errors.Is(err, format.ErrIO) {
+				t.Errorf("mode %d: %s: %v, want ErrChanged", mode, tn.Name, err)
+			}
+			if got != nil {
+				t.Errorf("mode %d: %s: %d bytes returned with the error", mode, tn.Name, len(got))
+			}
+			var te *source.TransientError
+			if errors.As(err, &te) {
+				t.Errorf("mode %d: %s: a changed object is not transient: %v", mode, tn.Name, err)
+			}
 		}
 	}
+	key := upload(t, anon, other.file)
 
 	// The backend itself: a pinned read of the old version writes nothing.
 	b := s3src.NewBackend(anonClient(t, anon), anon.Bucket, key)
