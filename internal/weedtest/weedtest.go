@@ -186,7 +186,9 @@ func startOnce(dir string, opts Options) (*Server, error) {
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, err
 	}
-	args := []string{"server",
+	// glog writes files to /tmp unless told otherwise: to stderr (weed.log)
+	// instead, and to dir should any file still be written.
+	args := []string{"-logtostderr", "-logdir=" + dir, "server",
 		"-dir=" + data,
 		"-ip=127.0.0.1", "-ip.bind=127.0.0.1",
 		"-master.port=" + itoa(master), "-master.port.grpc=" + itoa(masterGRPC),

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 
@@ -77,6 +78,11 @@ func TestServer(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("anonymous GET: status %d, want 403", resp.StatusCode)
+	}
+	// Nothing in /tmp but the sockets Stop removes: glog's files go to
+	// stderr.
+	if logs, _ := filepath.Glob("/tmp/weed.*." + strconv.Itoa(s.Pid())); len(logs) != 0 {
+		t.Errorf("weed wrote %v", logs)
 	}
 	pid := s.Pid()
 	if err := s.Stop(); err != nil {
