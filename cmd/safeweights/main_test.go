@@ -30,7 +30,10 @@ func TestScripts(t *testing.T) {
 			"mkshards":  cmdMkshards,  // shards_test.go
 			"replacein": cmdReplaceIn, // shards_test.go
 			"httpserve": cmdHTTPServe, // remote_test.go
+			"s3serve":   cmdS3Serve,   // s3_test.go
+			"s3put":     cmdS3Put,     // s3_test.go
 		},
+		Condition:           scriptCondition, // s3_test.go
 		RequireExplicitExec: true,
 	})
 }

@@ -10,10 +10,11 @@ import (
 	"github.com/safeweights/safeweights/decode"
 	"github.com/safeweights/safeweights/source"
 	"github.com/safeweights/safeweights/source/httpsrc"
+	"github.com/safeweights/safeweights/source/s3src"
 )
 
 // ErrScheme is the cause of a reference whose scheme no source here reads
-// (s3:// where the S3 backend is not built in, ftp://, ...).
+// (ftp://, gs://, ...).
 // errors.Is(err, ErrScheme) tests for it.
 var ErrScheme = errors.New("remote: unsupported scheme")
 
@@ -22,6 +23,7 @@ type Option func(*config)
 
 type config struct {
 	http   []httpsrc.Option
+	s3     []s3src.Option
 	remote []source.RemoteOption
 	decode []decode.Option
 }
@@ -29,6 +31,13 @@ type config struct {
 // WithHTTP passes options to the HTTP backend (a client, headers, a token).
 func WithHTTP(opts ...httpsrc.Option) Option {
 	return func(c *config) { c.http = append(c.http, opts...) }
+}
+
+// WithS3 passes options to the S3 backend (a client, a configuration,
+// anonymous access). By default its client comes from the standard AWS
+// environment and configuration chain, AWS_ENDPOINT_URL included.
+func WithS3(opts ...s3src.Option) Option {
+	return func(c *config) { c.s3 = append(c.s3, opts...) }
 }
 
 // WithRemote passes options to the remote layer of every remote backend
@@ -59,7 +68,8 @@ func IsURL(ref string) bool {
 }
 
 // Open opens ref as a Source: an http:// or https:// URL through httpsrc,
-// anything that is not a URL as a local path (source.OpenFile, which
+// an s3://bucket/key object through s3src, anything that is not a URL as a
+// local path (source.OpenFile, which
 // refuses non-regular files).
 func Open(ctx context.Context, ref string, opts ...Option) (source.Source, error) {
 	var c config
@@ -77,9 +87,8 @@ func (c *config) open(ctx context.Context, ref string) (source.Source, error) {
 	switch strings.ToLower(scheme) {
 	case "http", "https":
 		return httpsrc.Open(ctx, ref, append(c.http, httpsrc.WithRemoteOptions(c.remote...))...)
-	// case "s3": the S3 backend (source/s3src) is added here.
 	case "s3":
-		return nil, fmt.Errorf("%w: s3:// is not built into this version", ErrScheme)
+		return s3src.Open(ctx, ref, append(c.s3, s3src.WithRemoteOptions(c.remote...))...)
 	}
 	return nil, fmt.Errorf("%w: %s://", ErrScheme, strings.ToLower(scheme))
 }
