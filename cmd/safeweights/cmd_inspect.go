@@ -27,7 +27,7 @@ func init() {
 prints them. It touches no tensor bytes, so it is instant on any file size;
 it checks the header completely, but not the data digests or signatures
 (use 'safeweights verify' for those). FILE "-" reads standard input (at most
-1 GiB); an http(s) URL is read with two range requests and no tensor byte.`,
+1 GiB); an http(s) URL or s3://BUCKET/KEY is read with two range requests and no tensor byte.`,
 		example: `  safeweights inspect model.swt
   safeweights inspect https://hub.example/acme/model.swt
   safeweights inspect --json model.swt | jq '.tensors[].name'

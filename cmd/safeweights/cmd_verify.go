@@ -38,7 +38,7 @@ intact but not authenticated.
 Exit status: 0 verified; 1 a digest, the header or the signature check
 failed, no trusted key signed the file, or there are no trusted keys; 2
 usage; 3 I/O error.
-FILE "-" reads standard input (at most 1 GiB). FILE may be an http(s) URL:
+FILE "-" reads standard input (at most 1 GiB). FILE may be an http(s) URL or s3://BUCKET/KEY:
 it is read by range requests, its FILE.sig fetched from beside it.`,
 		example: `  safeweights verify --trusted alice.pub model.swt
   safeweights verify --trusted alice.pub https://hub.example/acme/model.swt

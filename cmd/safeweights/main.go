@@ -168,13 +168,16 @@ func classify(err error) (int, []string) {
 	switch {
 	case errors.Is(err, remote.ErrScheme):
 		code = exitUsage
-		hint("FILE may be a path or an http:// or https:// URL")
+		hint("FILE may be a path, an http:// or https:// URL, or s3://BUCKET/KEY")
 	case errors.Is(err, source.ErrChanged):
 		code = exitError
 		hint("the file changed on the server while it was read; run the command again")
 	case errors.Is(err, httpsrc.ErrNoRanges):
 		code = exitError
 		hint("the server does not answer range requests; download the file and pass its path")
+	case errors.As(err, &st) && (st.Code == 401 || st.Code == 403) && fromS3(err):
+		code = exitError
+		hint("the object store refused the request; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), and AWS_ENDPOINT_URL for a store that is not AWS")
 	case errors.As(err, &st) && (st.Code == 401 || st.Code == 403):
 		code = exitError
 		hint("the server refused the request; set " + tokenEnv + " to a token it accepts (sent over https only)")
@@ -301,7 +304,8 @@ func printUsage(w io.Writer) {
 	fmt.Fprint(w, `
 Run 'safeweights COMMAND --help' for a command's flags and examples.
 A FILE argument of "-" means standard input where a command says so; a .swt
-FILE that a command reads may be an http:// or https:// URL.
+FILE that a command reads may be an http:// or https:// URL or an
+s3://BUCKET/KEY object (the client from the standard AWS environment).
 
 Exit codes:
   0  success
@@ -418,4 +422,10 @@ func init() {
 			return nil
 		},
 	})
+}
+
+// fromS3 reports whether err is a failed read of an s3:// object.
+func fromS3(err error) bool {
+	var se *source.Error
+	return errors.As(err, &se) && strings.HasPrefix(se.Name, "s3://")
 }
