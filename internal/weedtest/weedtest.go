@@ -10,6 +10,7 @@ package weedtest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,6 +86,10 @@ type Options struct {
 	// everything (an -s3.config identities file) and no anonymous access.
 	// Empty: no identities, every request is allowed.
 	AccessKey, SecretKey string
+	// VolumeSizeLimitMB and MaxVolumes bound the store: what it can hold
+	// is about their product. Defaults 64 and 8, for tests; a benchmark of
+	// a model of gigabytes needs more.
+	VolumeSizeLimitMB, MaxVolumes int
 }
 
 // Server is a running weed server.
@@ -192,9 +197,9 @@ func startOnce(dir string, opts Options) (*Server, error) {
 		"-dir=" + data,
 		"-ip=127.0.0.1", "-ip.bind=127.0.0.1",
 		"-master.port=" + itoa(master), "-master.port.grpc=" + itoa(masterGRPC),
-		"-master.telemetry=false", "-master.volumeSizeLimitMB=64",
+		"-master.telemetry=false", "-master.volumeSizeLimitMB=" + itoa(cmp.Or(opts.VolumeSizeLimitMB, 64)),
 		"-volume.port=" + itoa(volume), "-volume.port.grpc=" + itoa(volumeGRPC),
-		"-volume.max=8", "-volume.preStopSeconds=0",
+		"-volume.max=" + itoa(cmp.Or(opts.MaxVolumes, 8)), "-volume.preStopSeconds=0",
 		"-filer", "-filer.port=" + itoa(filer), "-filer.port.grpc=" + itoa(filerGRPC),
 		"-filer.localSocket=" + filepath.Join(dir, "filer.sock"),
 		"-s3", "-s3.port=" + itoa(s3Port), "-s3.port.grpc=" + itoa(s3GRPC),

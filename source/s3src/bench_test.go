@@ -2,6 +2,7 @@ package s3src_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -21,6 +22,7 @@ import (
 	"github.com/safeweights/safeweights/decode"
 	"github.com/safeweights/safeweights/encode"
 	"github.com/safeweights/safeweights/format"
+	"github.com/safeweights/safeweights/internal/weedtest"
 	"github.com/safeweights/safeweights/source"
 	"github.com/safeweights/safeweights/source/s3src"
 )
@@ -54,9 +56,18 @@ func benchEnv(b *testing.B, name string, def int64) int64 {
 //
 //	SAFEWEIGHTS_S3_BENCH_MIB=1024 go test -run '^$' -bench S3Read -benchtime 3x ./source/s3src
 func BenchmarkS3Read(b *testing.B) {
-	anon, _ := startServers(b)
-	awsEnv(b, anon.Endpoint)
 	size := benchEnv(b, "SAFEWEIGHTS_S3_BENCH_MIB", 16) << 20
+	// A store of its own, large enough for the model: the tests' holds
+	// half a gigabyte.
+	anon, err := weedtest.Start(weedtest.Options{VolumeSizeLimitMB: 1024, MaxVolumes: int(size>>30) + 8})
+	if errors.Is(err, weedtest.ErrNoBinary) {
+		b.Skip(err)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { anon.Stop() })
+	awsEnv(b, anon.Endpoint)
 	part := benchEnv(b, "SAFEWEIGHTS_S3_BENCH_PART", 8<<20)
 	conc := int(benchEnv(b, "SAFEWEIGHTS_S3_BENCH_CONC", 8))
 	ctx := context.Background()
