@@ -377,6 +377,13 @@ type SliceOptions struct {
 	// on several cores. 0 or 1: one at a time; at most 64. Scratch memory
 	// is at most Reads reads.
 	Reads int
+	// Verify checks every chunk the slice touches, and the tensor's
+	// padding, even when the File was opened with VerifyNone, as CopyTo
+	// does: a loader that must hand out only checked bytes (the GPU
+	// loader's tensor-parallel path) asks for it whatever the caller's
+	// mode. A compressed tensor is then decoded from a checked copy of its
+	// stored bytes.
+	Verify bool
 }
 
 // ReadSliceWith is ReadSliceInto with options.
@@ -402,8 +409,17 @@ func (t *Tensor) readSlice(s Slice, dst []byte, opts SliceOptions) error {
 	if rs.count == 0 {
 		return nil
 	}
+	verify := opts.Verify || t.f.cfg.verify != VerifyNone
 	if t.Compression != format.None {
-		full, err := t.Bytes()
+		var full []byte
+		var err error
+		if opts.Verify {
+			if err = t.CheckPadding(); err == nil {
+				full, err = t.decodeChecked()
+			}
+		} else {
+			full, err = t.Bytes()
+		}
 		if err != nil {
 			return err
 		}
@@ -418,7 +434,7 @@ func (t *Tensor) readSlice(s Slice, dst []byte, opts SliceOptions) error {
 	if t.StoredLength != t.Length || t.index < 0 || t.index >= t.f.NumTensors() || len(t.digests) != t.NumChunks()*format.DigestSize {
 		return fmt.Errorf("decode: tensor %q: fields changed since the header was read", t.Name)
 	}
-	if t.f.cfg.verify == VerifyNone {
+	if !verify {
 		rs.reset()
 		for i := range rs.count {
 			if err := t.f.readCopy(dst[i*rs.runLen:(i+1)*rs.runLen], t.Offset+rs.offset()); err != nil {

@@ -477,3 +477,67 @@ func TestSliceChecksPadding(t *testing.T) {
 		t.Fatalf("got %v, want a padding error", err)
 	}
 }
+
+// TestSliceVerifyOption: SliceOptions.Verify checks a slice's chunks and
+// padding, raw or compressed, on a File opened without a verify mode; without
+// it such a File hands out what it reads.
+func TestSliceVerifyOption(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	data := make([]byte, 63*31*4) // padded to the alignment of 64
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	shape := []int64{63, 31}
+	ts := []sliceTensor{
+		{name: "raw", dt: format.F32, shape: shape, data: data},
+		{name: "z", dt: format.F32, shape: shape, data: data, zstd: true},
+		{name: "tail", dt: format.U8, shape: []int64{5}, data: []byte{1, 2, 3, 4, 5}},
+	}
+	_, raw := writeSliceFile(t, ts, encode.WithChunkSize(1024), encode.WithAlignment(64))
+	clean, err := decode.NewReader(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := decode.Slice{{Start: 3, Stop: 40}, {Start: 5, Stop: 9}}
+	for _, name := range []string{"raw", "z"} {
+		tt, _ := clean.Tensor(name)
+		n, _ := tt.SliceLength(sl)
+		got := make([]byte, n)
+		if err := tt.ReadSliceWith(sl, got, decode.SliceOptions{Verify: true}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !bytes.Equal(got, refSlice(data, shape, 4, sl)) {
+			t.Fatalf("%s: verified slice differs from the data", name)
+		}
+	}
+
+	for _, c := range []struct {
+		name string
+		at   func(tt *decode.Tensor) int64
+		want error
+	}{
+		{"raw", func(tt *decode.Tensor) int64 { return tt.Offset + 10*31*4 + 6*4 }, format.ErrDigest},
+		{"z", func(tt *decode.Tensor) int64 { return tt.Offset + tt.StoredLength/2 }, format.ErrDigest},
+		{"raw", func(tt *decode.Tensor) int64 { return tt.Offset + tt.StoredLength + 1 }, format.ErrPadding},
+	} {
+		tt, _ := clean.Tensor(c.name)
+		bad := slices.Clone(raw)
+		bad[c.at(tt)] ^= 0x40
+		f, err := decode.NewReader(bytes.NewReader(bad), int64(len(bad)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bt, _ := f.Tensor(c.name)
+		n, _ := bt.SliceLength(sl)
+		got := make([]byte, n)
+		if err := bt.ReadSliceWith(sl, got, decode.SliceOptions{Verify: true, Reads: 2}); !errors.Is(err, c.want) {
+			t.Errorf("%s, byte %d changed: got %v, want %v", c.name, c.at(tt), err, c.want)
+		}
+		if c.name == "raw" {
+			// Unverified, the same read succeeds: the option is what checks.
+			if err := bt.ReadSliceWith(sl, got, decode.SliceOptions{}); err != nil {
+				t.Errorf("%s unverified: %v", c.name, err)
+			}
+		}
+	}
+}

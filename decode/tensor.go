@@ -40,6 +40,10 @@ func (t *Tensor) NumElements() int64 {
 	return int64(n)
 }
 
+// ChunkSize is the digest chunk size of t's file: every chunk of t's
+// stored bytes but the last is this long.
+func (t *Tensor) ChunkSize() int64 { return t.f.ChunkSize() }
+
 // NumChunks is the number of digest chunks of the stored bytes.
 func (t *Tensor) NumChunks() int {
 	return int(format.NumChunks(uint64(t.StoredLength), uint64(t.f.ChunkSize())))
@@ -188,18 +192,8 @@ func (t *Tensor) CopyTo(w io.Writer) (int64, error) {
 		return 0, err
 	}
 	if t.Compression != format.None {
-		if err := t.checkDecodedSize(); err != nil {
-			return 0, err
-		}
-		src := make([]byte, t.StoredLength)
-		if err := t.f.readHashed(t, src, 1); err != nil {
-			return 0, err
-		}
-		if err := t.checkFrame(src); err != nil {
-			return 0, err
-		}
-		dst := make([]byte, t.Length)
-		if err := t.decodeFrame(dst, src); err != nil {
+		dst, err := t.decodeChecked()
+		if err != nil {
 			return 0, err
 		}
 		n, err := w.Write(dst)
@@ -226,6 +220,27 @@ func (t *Tensor) CopyTo(w io.Writer) (int64, error) {
 		}
 	}
 	return written, nil
+}
+
+// decodeChecked decodes a compressed tensor from a copy of its stored
+// bytes that was read once and hashed, whatever the file's verify mode.
+// The caller has checked the padding.
+func (t *Tensor) decodeChecked() ([]byte, error) {
+	if err := t.checkDecodedSize(); err != nil {
+		return nil, err
+	}
+	src := make([]byte, t.StoredLength)
+	if err := t.f.readHashed(t, src, 1); err != nil {
+		return nil, err
+	}
+	if err := t.checkFrame(src); err != nil {
+		return nil, err
+	}
+	dst := make([]byte, t.Length)
+	if err := t.decodeFrame(dst, src); err != nil {
+		return nil, err
+	}
+	return dst, nil
 }
 
 // CheckPadding checks that the padding on both sides of t's stored bytes is
