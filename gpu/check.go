@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/safeweights/safeweights/decode"
+	"github.com/safeweights/safeweights/tp"
 )
 
 // MismatchError reports a loaded tensor whose device bytes differ from its
@@ -62,22 +63,71 @@ func (m *Model) check(ctx context.Context, v *fileView) error {
 		if err := t.readInto(want); err != nil {
 			return fmt.Errorf("gpu: tensor %q: %w", t.name, err)
 		}
-		for off := int64(0); off < t.length; off += checkPiece {
-			n := min(checkPiece, t.length-off)
-			if int64(cap(back)) < n {
-				back = make([]byte, n)
+		if err := m.compare(lt, want, &back); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckSource is Check for a model loaded by LoadPlan (or by Load): every
+// loaded tensor, or its slice, is copied back from the device and compared
+// byte for byte with a verified read of the same slice from src.
+func (m *Model) CheckSource(ctx context.Context, src tp.Source) error {
+	if m.closed {
+		return fmt.Errorf("gpu: model closed")
+	}
+	unbind, err := m.dev.bind()
+	if err != nil {
+		return err
+	}
+	defer unbind()
+	var back []byte
+	for _, lt := range m.Tensors {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		t, err := src.Tensor(lt.Name)
+		if err != nil {
+			return err
+		}
+		s := lt.Slice
+		if s == nil {
+			s = decode.FullSlice(t.Shape)
+		}
+		n, err := t.SliceLength(s)
+		if err != nil || n != lt.Size {
+			return &MismatchError{Tensor: lt.Name}
+		}
+		want := make([]byte, n)
+		if err := t.ReadSliceWith(s, want, decode.SliceOptions{Verify: true}); err != nil {
+			return fmt.Errorf("gpu: tensor %q: %w", lt.Name, err)
+		}
+		if err := m.compare(lt, want, &back); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compare copies lt back from the device in pieces of checkPiece bytes and
+// compares it with want.
+func (m *Model) compare(lt Tensor, want []byte, back *[]byte) error {
+	for off := int64(0); off < int64(len(want)); off += checkPiece {
+		n := min(checkPiece, int64(len(want))-off)
+		if int64(cap(*back)) < n {
+			*back = make([]byte, n)
+		}
+		b := (*back)[:n]
+		if err := m.dev.copyToHost(b, devPtr(lt.Ptr)+devPtr(off)); err != nil {
+			return fmt.Errorf("gpu: tensor %q: copying back: %w", lt.Name, err)
+		}
+		if !bytes.Equal(b, want[off:off+n]) {
+			k := int64(0)
+			for b[k] == want[off+k] {
+				k++
 			}
-			b := back[:n]
-			if err := m.dev.copyToHost(b, devPtr(lt.Ptr)+devPtr(off)); err != nil {
-				return fmt.Errorf("gpu: tensor %q: copying back: %w", lt.Name, err)
-			}
-			if !bytes.Equal(b, want[off:off+n]) {
-				k := int64(0)
-				for b[k] == want[off+k] {
-					k++
-				}
-				return &MismatchError{Tensor: lt.Name, Offset: off + k}
-			}
+			return &MismatchError{Tensor: lt.Name, Offset: off + k}
 		}
 	}
 	return nil

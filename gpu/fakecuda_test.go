@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/safeweights/safeweights/decode"
 	"github.com/safeweights/safeweights/encode"
 	"github.com/safeweights/safeweights/format"
+	"github.com/safeweights/safeweights/tp"
 )
 
 // The tests in this file load the real binding (gpu/internal/cuda, through
@@ -330,4 +332,74 @@ func TestFakeCUDAFaultInjection(t *testing.T) {
 			d.restart()
 		})
 	}
+}
+
+// TestFakeCUDALoadPlan: tensor-parallel loads through the real binding
+// leave the fake driver clean, hold the plan's bytes, and fail cleanly
+// wherever a driver call fails.
+func TestFakeCUDALoadPlan(t *testing.T) {
+	d := fakeCUDA(t)
+	path, _ := writeTPFile(t, 16<<10)
+	f, err := decode.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	opts := []Option{WithLibrary(d.path), WithWindowSize(4096), WithWorkers(2), WithStreams(2)}
+	run := func(rank int, extra ...Option) error {
+		plan, err := tp.NewPlan(f, rank, 3, tp.Columns)
+		if err != nil {
+			return err
+		}
+		m, err := LoadPlan(context.Background(), f, plan, append(append([]Option{}, opts...), extra...)...)
+		if err != nil {
+			return err
+		}
+		return cmpOr(m.CheckSource(context.Background(), f), m.Close())
+	}
+	for rank := range 3 {
+		for _, per := range []bool{false, true} {
+			d.restart()
+			var extra []Option
+			if per {
+				extra = append(extra, WithAllocPerTensor())
+			}
+			if err := run(rank, extra...); err != nil {
+				t.Fatalf("rank %d: %v\n%s", rank, err, d.logTail())
+			}
+			if got := d.read(); got != (fakeStats{}) {
+				t.Fatalf("rank %d: fake driver after the load: %+v\n%s", rank, got, d.logTail())
+			}
+		}
+	}
+	d.restart()
+	before := make(map[string]uint64, len(driverCalls))
+	for _, c := range driverCalls {
+		before[c] = d.calls(c)
+	}
+	if err := run(1); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range driverCalls {
+		calls := int64(d.calls(c) - before[c])
+		// The first calls, one in the middle and the last: every
+		// function fails once in each phase of the load.
+		for _, n := range slices.Compact([]int64{min(1, calls), min(2, calls), min(3, calls), calls / 2, calls}) {
+			if n == 0 {
+				continue
+			}
+			d.restart()
+			d.fail(c, n)
+			err := run(1)
+			d.fail("", 0)
+			s := d.read()
+			if s.violations != 0 || !leakOK(c, s) {
+				t.Fatalf("%s #%d failing (load: %v): fake driver %+v\n%s", c, n, err, s, d.logTail())
+			}
+			if err != nil && !errors.As(err, new(*DriverError)) {
+				t.Fatalf("%s #%d failing: got %v, want a *DriverError", c, n, err)
+			}
+		}
+	}
+	d.restart()
 }

@@ -63,6 +63,9 @@ type Tensor struct {
 	FileOffset   int64
 	StoredLength int64
 	Compression  format.Compression
+	// Slice is the part of the file's tensor on the device when LoadPlan
+	// loaded it (Shape is then the slice's shape); nil for a whole tensor.
+	Slice decode.Slice
 }
 
 // Model is the result of Load: the chosen tensors in device memory, which

@@ -40,6 +40,8 @@ type TensorSummary struct {
 	Compression  format.Compression `json:"-"`
 	Compressed   bool               `json:"compressed"`
 	Ptr          DevicePtr          `json:"ptr"`
+	// Slice is the loaded part of the tensor (LoadPlan), in NumPy's syntax.
+	Slice string `json:"slice,omitempty"`
 }
 
 // Summary describes m for printing; file is the path to report.
@@ -56,11 +58,15 @@ func (m *Model) Summary(file string, withTensors bool) Summary {
 	s.CopyQueueSeconds, s.CopyWaitSeconds, s.DecompressSeconds = t.CopyQueue.Seconds(), t.CopyWait.Seconds(), t.Decompress.Seconds()
 	if withTensors {
 		for _, t := range m.Tensors {
-			s.Tensors = append(s.Tensors, TensorSummary{
+			ts := TensorSummary{
 				Name: t.Name, DType: t.DType.String(), Shape: t.Shape, Size: t.Size,
 				FileOffset: t.FileOffset, StoredLength: t.StoredLength,
 				Compression: t.Compression, Compressed: t.Compression != format.None, Ptr: t.Ptr,
-			})
+			}
+			if t.Slice != nil {
+				ts.Slice = t.Slice.String()
+			}
+			s.Tensors = append(s.Tensors, ts)
 		}
 	}
 	return s
