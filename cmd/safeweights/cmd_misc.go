@@ -83,10 +83,12 @@ func init() {
 		trusted, paths                      string
 		repeat                              int
 		windows, depths, streamsF, workersF string
+		tpRank, tpWorld                     int
+		tpLayout                            string
 	)
 	c := &command{
 		name:    "load",
-		args:    "FILE [--device N] [--verify] [--check] [--path P] [--repeat R] [--window S,...] [--depth N,...] [--streams N,...] [--workers N,...] [--trusted KEYS] [--dry-run] [--json]",
+		args:    "FILE [--device N] [--verify] [--check] [--path P] [--tp-rank R --tp-world W [--tp-layout L]] [--repeat R] [--window S,...] [--depth N,...] [--streams N,...] [--workers N,...] [--trusted KEYS] [--dry-run] [--json]",
 		summary: "load a .swt file into GPU memory and report the throughput",
 		help: `Load copies every tensor of FILE to a CUDA device, the way a program using
 the gpu package would, and prints how long it took and the throughput.
@@ -99,10 +101,18 @@ without one it fails with exit status 3.
 loader runs every combination (each --repeat times) in one process and
 prints one result per run, so a sweep shares the driver's start-up cost.
 The JSON result says how resident the file was in the page cache before
-the run and where the time went (registering, reading, hashing, copying).`,
+the run and where the time went (registering, reading, hashing, copying).
+
+With --tp-rank and --tp-world only that rank's share of a tensor-parallel
+group goes to the device: each tensor split along its first dimension
+(--tp-layout rows) or its last (columns; vectors are then replicated), as
+numpy.array_split splits it. Only the chunks each slice touches are read,
+and every one is hashed in the pinned buffer it is copied from, whatever
+--verify says. FILE may also be a shard index, loaded whole or by rank.`,
 		example: `  safeweights load model.swt
   safeweights load --device 1 --verify --json model.swt
-  safeweights load --trusted alice.key.pub --verify model.swt`,
+  safeweights load --trusted alice.key.pub --verify model.swt
+  safeweights load --tp-rank 3 --tp-world 8 --device 3 s3://models/llama/index.json`,
 		flags: func(fs *flag.FlagSet) {
 			fs.IntVar(&device, "device", 0, "CUDA device `ordinal`")
 			fs.BoolVar(&verify, "verify", false, "check every chunk digest while loading")
@@ -116,6 +126,9 @@ the run and where the time went (registering, reading, hashing, copying).`,
 			fs.StringVar(&depths, "depth", "", "windows in flight to sweep, such as 4,8 (default 8)")
 			fs.StringVar(&streamsF, "streams", "", "copy streams to sweep, such as 1,2,4 (default 2)")
 			fs.StringVar(&workersF, "workers", "", "staging goroutines to sweep (default: by path)")
+			fs.IntVar(&tpRank, "tp-rank", 0, "load only this `rank`'s slices of a tensor-parallel group (with --tp-world)")
+			fs.IntVar(&tpWorld, "tp-world", 0, "the tensor-parallel group's `size`")
+			fs.StringVar(&tpLayout, "tp-layout", "rows", "split tensors along their first dimension (rows) or last (columns)")
 		},
 	}
 	c.run = func(e *env, args []string) error {
@@ -150,6 +163,15 @@ the run and where the time went (registering, reading, hashing, copying).`,
 		sweep, err := loadSweep(windows, depths, streamsF, workersF)
 		if err != nil {
 			return err
+		}
+		layout, err := parseTPFlags(tpRank, tpWorld, tpLayout)
+		if err != nil {
+			return err
+		}
+		if layout != nil || isShardIndex(pos[0]) {
+			return loadSlices(e, pos[0], trusted, dopts, tpRank, max(tpWorld, 1), layout, loadFlags{
+				device: device, path: p, verify: verify, check: check, dryRun: dryRun, jsonOut: jsonOut, repeat: repeat, sweep: sweep,
+			})
 		}
 		f, err := openSWT(e, pos[0], false, dopts...)
 		if err != nil {
@@ -198,16 +220,7 @@ the run and where the time went (registering, reading, hashing, copying).`,
 					}
 					continue
 				}
-				fmt.Fprintf(e.stdout, "loaded %s: %d tensors, %s to device %d (%s)\n", clean(pos[0]), f.NumTensors(), humanBytes(sum.Bytes), sum.Device, clean(sum.DeviceName))
-				if len(sweep) > 1 {
-					fmt.Fprintf(e.stdout, "config %s\n", conf.desc)
-				}
-				fmt.Fprintf(e.stdout, "path %s", sum.Path)
-				if sum.Note != "" {
-					fmt.Fprintf(e.stdout, " (%s)", clean(sum.Note))
-				}
-				fmt.Fprintf(e.stdout, "; setup %.3fs, load %.3fs, %.2f GB/s; digests checked: %v; copied back and compared: %v\n",
-					sum.SetupSeconds, sum.Seconds, sum.GBps, sum.Verified, sum.Checked)
+				printLoad(e, pos[0], f.NumTensors(), sum, conf.desc, len(sweep) > 1)
 			}
 		}
 		return nil
@@ -269,6 +282,9 @@ smaller: the tiny models of the benchmark's dry run (DRYRUN=1).`,
 type loadResult struct {
 	gpu.Summary
 	Config string `json:"config"`
+	// Rank and World: the tensor-parallel share loaded, if any.
+	Rank  *int `json:"tp_rank,omitempty"`
+	World int  `json:"tp_world,omitempty"`
 }
 
 type loadConf struct {
