@@ -176,6 +176,29 @@ type ReadParallelism interface {
 	ReadParallelism() int
 }
 
+// ReadSizer is implemented by readers for which each read costs a round
+// trip, such as a remote source: where decode reads chunks in parallel
+// (Verify, checked reads of a tensor) it reads runs of whole chunks of up
+// to ReadSize bytes at once, so that a request carries a part of the
+// source's size rather than one chunk.
+type ReadSizer interface {
+	ReadSize() int64
+}
+
+// maxGroupRead bounds the bytes of one grouped read of chunks, and so the
+// scratch memory of a verifying worker.
+const maxGroupRead = 64 << 20
+
+// chunksPerRead is the number of whole chunks of size cs that one read
+// takes: 1, or as many as fit in the reader's ReadSize.
+func (f *File) chunksPerRead(cs int64) int64 {
+	rs, ok := f.ra.(ReadSizer)
+	if !ok || cs <= 0 {
+		return 1
+	}
+	return max(1, min(rs.ReadSize(), maxGroupRead)/cs)
+}
+
 // readers is the number of reading goroutines for workers asked for (0:
 // GOMAXPROCS), raised to the reader's parallelism.
 func (f *File) readers(workers int) int {
@@ -204,10 +227,12 @@ func (f *File) readHashed(t *Tensor, b []byte, workers int) error {
 		return nil
 	}
 	cs := f.ChunkSize()
+	g := f.chunksPerRead(cs) // chunks per read
+	reads := (int64(n) + g - 1) / g
 	// With fewer chunks than workers, each chunk is hashed on several
 	// goroutines (BLAKE3 is a tree).
 	per := max(1, workers/n)
-	workers = max(1, min(f.readers(workers), n))
+	workers = max(1, min(f.readers(workers), int(reads)))
 	var (
 		next     atomic.Int64
 		firstErr error
@@ -218,17 +243,18 @@ func (f *File) readHashed(t *Tensor, b []byte, workers int) error {
 	for range workers {
 		wg.Go(func() {
 			for !stop.Load() {
-				c := next.Add(1) - 1
-				if c >= int64(n) {
+				r := next.Add(1) - 1
+				if r >= reads {
 					return
 				}
-				lo := c * cs
-				p := b[lo:min(lo+cs, t.StoredLength)]
-				err := f.readCopy(p, t.Offset+lo)
-				if err == nil {
+				c0 := r * g
+				lo := c0 * cs
+				err := f.readCopy(b[lo:min(lo+g*cs, t.StoredLength)], t.Offset+lo)
+				for c := c0; err == nil && c < min(c0+g, int64(n)); c++ {
+					p := b[c*cs : min((c+1)*cs, t.StoredLength)]
 					sum := f.pre.DigestAlgorithm.SumParallel(p, per)
 					if !bytes.Equal(sum[:], t.ChunkDigest(int(c))) {
-						err = &format.FormatError{Kind: format.ErrDigest, Rule: "R26", Offset: t.Offset + lo,
+						err = &format.FormatError{Kind: format.ErrDigest, Rule: "R26", Offset: t.Offset + c*cs,
 							Field: fmt.Sprintf("tensor %q chunk %d", t.Name, c), Reason: "stored bytes do not match the header"}
 					}
 				}
@@ -250,6 +276,7 @@ func (f *File) readHashed(t *Tensor, b []byte, workers int) error {
 type chunkJob struct {
 	t      *Tensor
 	chunk  int
+	count  int // chunks from chunk on, read at once (chunksPerRead)
 	group  []*Tensor
 	lo, hi int64
 	bytes  int64 // stored bytes checked, for progress
@@ -315,8 +342,11 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 			jobs = append(jobs, chunkJob{group: []*Tensor{t}, lo: t.Offset, hi: end, bytes: t.StoredLength})
 			continue
 		}
-		for c := range t.NumChunks() {
-			jobs = append(jobs, chunkJob{t: t, chunk: c, bytes: min(f.ChunkSize(), t.StoredLength-int64(c)*f.ChunkSize())})
+		cs := f.ChunkSize()
+		g := f.chunksPerRead(cs)
+		for c := int64(0); c < int64(t.NumChunks()); c += g {
+			k := min(g, int64(t.NumChunks())-c)
+			jobs = append(jobs, chunkJob{t: t, chunk: int(c), count: int(k), bytes: min(k*cs, t.StoredLength-c*cs)})
 		}
 		largest = max(largest, t.StoredLength)
 	}
@@ -356,9 +386,12 @@ func (f *File) verifyTensors(idx []int, opts VerifyOptions) error {
 				}
 				job := jobs[j]
 				var err error
-				if job.group != nil {
+				switch {
+				case job.group != nil:
 					err = f.checkGroup(ctx, job, &gbuf)
-				} else {
+				case job.count > 1:
+					err = f.checkChunks(ctx, job, &gbuf)
+				default:
 					err = f.checkChunk(ctx, job.t, job.chunk, buf)
 				}
 				if err != nil {
@@ -417,6 +450,31 @@ func (f *File) checkGroup(ctx context.Context, job chunkJob, buf *[]byte) error 
 				return &format.FormatError{Kind: format.ErrDigest, Rule: "R26", Offset: t.Offset + lo,
 					Field: fmt.Sprintf("tensor %q chunk %d", t.Name, c), Reason: "stored bytes do not match the header"}
 			}
+		}
+	}
+	return nil
+}
+
+// checkChunks reads job.count consecutive chunks of job.t in one read and
+// checks each. buf is grown to the span (at most maxGroupRead).
+func (f *File) checkChunks(ctx context.Context, job chunkJob, buf *[]byte) error {
+	t, cs := job.t, f.ChunkSize()
+	lo := int64(job.chunk) * cs
+	n := job.bytes
+	if int64(cap(*buf)) < n {
+		*buf = make([]byte, n)
+	}
+	b := (*buf)[:n]
+	if err := f.readCopyContext(ctx, b, t.Offset+lo); err != nil {
+		return err
+	}
+	for k := range job.count {
+		c := job.chunk + k
+		p := b[int64(k)*cs : min(int64(k+1)*cs, n)]
+		sum := f.pre.DigestAlgorithm.Sum(p)
+		if !bytes.Equal(sum[:], t.ChunkDigest(c)) {
+			return &format.FormatError{Kind: format.ErrDigest, Rule: "R26", Offset: t.Offset + int64(c)*cs,
+				Field: fmt.Sprintf("tensor %q chunk %d", t.Name, c), Reason: "stored bytes do not match the header"}
 		}
 	}
 	return nil

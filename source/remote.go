@@ -426,3 +426,7 @@ func (r *remote) Close() error { return nil }
 // ReadParallelism is the concurrency of the remote layer: decode keeps this
 // many reads in flight where it reads in parallel (decode.ReadParallelism).
 func (r *remote) ReadParallelism() int { return r.cfg.concurrency }
+
+// ReadSize is the part size: decode groups chunk reads up to it
+// (decode.ReadSizer), so that a request fetches a part, not one chunk.
+func (r *remote) ReadSize() int64 { return r.cfg.partSize }
