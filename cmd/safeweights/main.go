@@ -23,6 +23,7 @@ import (
 	"github.com/safeweights/safeweights/source"
 	"github.com/safeweights/safeweights/source/httpsrc"
 	"github.com/safeweights/safeweights/source/remote"
+	"github.com/safeweights/safeweights/source/s3src"
 )
 
 // Exit codes (docs/CLI.md, "Exit codes").
@@ -175,6 +176,9 @@ func classify(err error) (int, []string) {
 	case errors.Is(err, httpsrc.ErrNoRanges):
 		code = exitError
 		hint("the server does not answer range requests; download the file and pass its path")
+	case errors.Is(err, s3src.ErrNoRegion):
+		code = exitUsage
+		hint("set AWS_REGION to the bucket's region, or AWS_ENDPOINT_URL to an S3-compatible store's address")
 	case errors.As(err, &st) && (st.Code == 401 || st.Code == 403) && fromS3(err):
 		code = exitError
 		hint("the object store refused the request; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), and AWS_ENDPOINT_URL for a store that is not AWS")
@@ -298,8 +302,12 @@ func parseOrHelp(e *env, c *command, fs *flag.FlagSet, args []string, min, max i
 
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, "safeweights: safe, signed, zero-copy model weights\n\nUsage:\n  safeweights COMMAND [ARGS] [FLAGS]\n\nCommands:\n")
+	width := 0
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		width = max(width, len(c.name))
+	}
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.summary)
 	}
 	fmt.Fprint(w, `
 Run 'safeweights COMMAND --help' for a command's flags and examples.

@@ -19,8 +19,8 @@ import (
 // Open opens path read-only and returns the file and its fstat information.
 // Anything but a regular file is refused with format.ErrNotRegular; a path
 // that cannot be opened (missing, a symlink loop, no permission) gives
-// format.ErrIO wrapping the *fs.PathError, so errors.Is(err,
-// fs.ErrNotExist) still holds.
+// format.ErrIO naming the path and the operation and wrapping the system's
+// error, so errors.Is(err, fs.ErrNotExist) still holds.
 func Open(path string) (*os.File, os.FileInfo, error) {
 	return OpenFile(path, os.O_RDONLY)
 }
@@ -82,5 +82,11 @@ func openError(path string, err error) error {
 }
 
 func ioError(path string, err error) error {
+	// The path is the field already: a *fs.PathError of the same path
+	// would print it twice.
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		return &format.FormatError{Kind: format.ErrIO, Offset: -1, Field: path, Reason: pe.Op, Err: pe.Err}
+	}
 	return &format.FormatError{Kind: format.ErrIO, Offset: -1, Field: path, Err: err}
 }

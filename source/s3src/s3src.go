@@ -10,12 +10,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/safeweights/safeweights/source"
 )
 
 // ErrURI is the cause of an error for a URI that is not s3://BUCKET/KEY.
 var ErrURI = errors.New("s3src: invalid s3 URI")
+
+// ErrNoRegion reports that the AWS configuration names no region and no
+// endpoint, so no request can be addressed: set AWS_REGION (or a region in
+// the shared config), or AWS_ENDPOINT_URL for a store that is not AWS.
+var ErrNoRegion = errors.New("s3src: no AWS region configured (set AWS_REGION, or AWS_ENDPOINT_URL for a store that is not AWS)")
 
 // An Option configures Open.
 type Option func(*options)
@@ -106,7 +112,12 @@ func (o *options) newClient(ctx context.Context) (*s3.Client, error) {
 		cfg = *o.cfg
 	} else {
 		var err error
-		if cfg, err = config.LoadDefaultConfig(ctx, o.load...); err != nil {
+		// The SDK logs to stderr by default (a warning when instance
+		// metadata is unreachable, say): a library must not write there.
+		// Errors still come back as errors; WithLoadOptions may set a
+		// logger of its own.
+		load := append([]func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}, o.load...)
+		if cfg, err = config.LoadDefaultConfig(ctx, load...); err != nil {
 			return nil, fmt.Errorf("s3src: loading the AWS configuration: %w", err)
 		}
 	}
@@ -127,7 +138,11 @@ func (o *options) newClient(ctx context.Context) (*s3.Client, error) {
 			so.Credentials = aws.AnonymousCredentials{}
 		}
 	}}
-	return s3.NewFromConfig(cfg, append(fns, o.s3...)...), nil
+	c := s3.NewFromConfig(cfg, append(fns, o.s3...)...)
+	if so := c.Options(); so.Region == "" && so.BaseEndpoint == nil {
+		return nil, ErrNoRegion
+	}
+	return c, nil
 }
 
 // ParseURI splits s3://BUCKET/KEY. The bucket follows S3's naming rules

@@ -563,3 +563,21 @@ func TestEnds(t *testing.T) {
 		t.Errorf("empty object: %d bytes, size %d, %v; want 0, size 0, io.EOF", n, info.Size, err)
 	}
 }
+
+// TestNoRegion: with neither a region nor an endpoint configured, opening
+// fails with ErrNoRegion, which says what to set, and the SDK writes nothing
+// of its own to stderr.
+func TestNoRegion(t *testing.T) {
+	awsEnv(t, "")
+	_, err := s3src.Open(context.Background(), "s3://models/m.swt")
+	if !errors.Is(err, s3src.ErrNoRegion) {
+		t.Fatalf("got %v, want ErrNoRegion", err)
+	}
+	if !strings.Contains(err.Error(), "AWS_REGION") {
+		t.Errorf("%v: does not name AWS_REGION", err)
+	}
+	t.Setenv("AWS_REGION", "eu-west-1")
+	if _, err := s3src.NewClient(context.Background()); err != nil {
+		t.Fatalf("with AWS_REGION: %v", err)
+	}
+}
