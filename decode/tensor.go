@@ -153,6 +153,12 @@ func (t *Tensor) Bytes() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return t.decodeNew(src)
+}
+
+// decodeNew decodes src, t's stored bytes, into a new buffer of t's
+// length, after checking that the frame can produce that length.
+func (t *Tensor) decodeNew(src []byte) ([]byte, error) {
 	if err := t.checkFrame(src); err != nil {
 		return nil, err
 	}
@@ -233,14 +239,7 @@ func (t *Tensor) decodeChecked() ([]byte, error) {
 	if err := t.f.readHashed(t, src, 1); err != nil {
 		return nil, err
 	}
-	if err := t.checkFrame(src); err != nil {
-		return nil, err
-	}
-	dst := make([]byte, t.Length)
-	if err := t.decodeFrame(dst, src); err != nil {
-		return nil, err
-	}
-	return dst, nil
+	return t.decodeNew(src)
 }
 
 // CheckPadding checks that the padding on both sides of t's stored bytes is

@@ -226,17 +226,11 @@ func load(ctx context.Context, v *fileView, cfg *config) (_ *Model, err error) {
 		return nil, err
 	}
 
-	m := &Model{Device: cfg.device, byName: make(map[string]int, len(p.places))}
-	m.Stats.Resident = -1
-	dev := cfg.dev
-	if dev == nil {
-		cd, err := openDevice(cfg.lib, cfg.device, cfg.ctx)
-		if err != nil {
-			return nil, err
-		}
-		dev, m.DeviceName, m.closer = cd, cd.name, cd.close
+	m, err := cfg.newModel(len(p.places))
+	if err != nil {
+		return nil, err
 	}
-	m.dev = dev
+	dev := m.dev
 	var lost bool // a copy may still write device memory: do not free it
 	defer func() {
 		if err != nil {
@@ -350,6 +344,21 @@ func load(ctx context.Context, v *fileView, cfg *config) (_ *Model, err error) {
 	staging := m.Stats.Times.Staging
 	m.Stats.Times = tm.times()
 	m.Stats.Times.Staging = staging
+	return m, nil
+}
+
+// newModel opens the device (or takes the test's fake) for a Model of n
+// tensors.
+func (cfg *config) newModel(n int) (*Model, error) {
+	m := &Model{Device: cfg.device, byName: make(map[string]int, n), dev: cfg.dev}
+	m.Stats.Resident = -1
+	if m.dev == nil {
+		cd, err := openDevice(cfg.lib, cfg.device, cfg.ctx)
+		if err != nil {
+			return nil, err
+		}
+		m.dev, m.DeviceName, m.closer = cd, cd.name, cd.close
+	}
 	return m, nil
 }
 

@@ -102,21 +102,15 @@ func LoadPlan(ctx context.Context, src tp.Source, plan *tp.Plan, opts ...Option)
 		}
 	}
 
-	m := &Model{Device: cfg.device, byName: make(map[string]int, len(parts))}
-	m.Stats.Resident = -1
+	m, err := cfg.newModel(len(parts))
+	if err != nil {
+		return nil, err
+	}
+	dev := m.dev
 	m.Stats.Path = Buffered
 	if cfg.path == Mapped || cfg.path == Direct {
 		m.Stats.Note = "tensor-parallel slices are read into pinned buffers"
 	}
-	dev := cfg.dev
-	if dev == nil {
-		cd, err := openDevice(cfg.lib, cfg.device, cfg.ctx)
-		if err != nil {
-			return nil, err
-		}
-		dev, m.DeviceName, m.closer = cd, cd.name, cd.close
-	}
-	m.dev = dev
 	var lost atomic.Bool // a copy may still write device memory: do not free it
 	defer func() {
 		if err != nil {

@@ -71,6 +71,22 @@ func writeTPFile(t *testing.T, chunk int64) (string, []byte) {
 	return path, raw
 }
 
+// openTPPlan writes the test model and opens it with rank's plan of world.
+func openTPPlan(t *testing.T, rank, world int, layout tp.Layout) (*decode.File, *tp.Plan) {
+	t.Helper()
+	path, _ := writeTPFile(t, 1024)
+	f, err := decode.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	plan, err := tp.NewPlan(f, rank, world, layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, plan
+}
+
 // deviceBytes copies every loaded tensor back from the fake.
 func deviceBytes(t *testing.T, f *fakeDev, m *Model) map[string][]byte {
 	t.Helper()
@@ -378,16 +394,7 @@ func TestLoadPlanReadsItsShare(t *testing.T) {
 // TestLoadPlanDeviceFailures: a driver call failing anywhere ends in the
 // driver's error and nothing left behind, or in a correct load.
 func TestLoadPlanDeviceFailures(t *testing.T) {
-	path, _ := writeTPFile(t, 1024)
-	f, err := decode.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	plan, err := tp.NewPlan(f, 1, 3, tp.Columns)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, plan := openTPPlan(t, 1, 3, tp.Columns)
 	want, err := plan.Read(context.Background(), f)
 	if err != nil {
 		t.Fatal(err)
@@ -431,16 +438,7 @@ func TestLoadPlanDeviceFailures(t *testing.T) {
 // synchronisation both fail, the copy may still be running: its pinned
 // buffer and device memory are not freed under it.
 func TestLoadPlanFailedWaitKeepsMemory(t *testing.T) {
-	path, _ := writeTPFile(t, 1024)
-	f, err := decode.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	plan, err := tp.NewPlan(f, 0, 2, tp.Rows)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, plan := openTPPlan(t, 0, 2, tp.Rows)
 	dev := newFakeDev()
 	dev.failAt["wait"] = 2
 	dev.failAt["syncStream"] = 1
@@ -461,16 +459,7 @@ func TestLoadPlanFailedWaitKeepsMemory(t *testing.T) {
 // name outside it; a plan that does not fit the source is refused; a
 // cancelled context stops the load.
 func TestLoadPlanOptions(t *testing.T) {
-	path, _ := writeTPFile(t, 1024)
-	f, err := decode.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	plan, err := tp.NewPlan(f, 0, 2, tp.Rows)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, plan := openTPPlan(t, 0, 2, tp.Rows)
 	dev := newFakeDev()
 	m, err := LoadPlan(context.Background(), f, plan, withFake(dev), WithTensors("norm", "embed"), WithPath(Mapped))
 	if err != nil {
