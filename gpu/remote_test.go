@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/safeweights/safeweights/decode"
+	"github.com/safeweights/safeweights/format"
 	"github.com/safeweights/safeweights/source/remote"
+	"github.com/safeweights/safeweights/tp"
 )
 
 // serveFile serves b with range requests and an ETag, as a model hub does.
@@ -90,5 +92,64 @@ func TestLoadRemoteFileCorrupt(t *testing.T) {
 		}
 		dev.assertClean(t, 0)
 		f.Close()
+	}
+}
+
+// TestLoadPlanRemoteFile: a rank's slices come from an HTTP server, each
+// chunk hashed in the pinned buffer it is copied from; a changed byte on
+// the server fails the rank whose slice holds it.
+func TestLoadPlanRemoteFile(t *testing.T) {
+	path, raw := writeTPFile(t, 1024)
+	local, err := decode.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	url := serveFile(t, raw)
+	for rank := range 2 {
+		f, err := remote.OpenFile(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := tp.NewPlan(f, rank, 2, tp.Rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev := newFakeDev()
+		m, err := LoadPlan(context.Background(), f, plan, withFake(dev), WithWindowSize(4096), WithWorkers(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.CheckSource(context.Background(), local); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		f.Close()
+		dev.assertClean(t, 0)
+	}
+
+	tt, _ := local.Tensor("attn.out")
+	bad := bytes.Clone(raw)
+	bad[tt.Offset+10] ^= 0x04 // in rank 0's rows
+	url = serveFile(t, bad)
+	for rank, want := range []error{format.ErrDigest, nil} {
+		f, err := remote.OpenFile(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := tp.NewPlan(f, rank, 2, tp.Rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev := newFakeDev()
+		m, err := LoadPlan(context.Background(), f, plan, withFake(dev))
+		if !errors.Is(err, want) || (want == nil && err != nil) {
+			t.Fatalf("rank %d: got %v, want %v", rank, err, want)
+		}
+		if m != nil {
+			m.Close()
+		}
+		f.Close()
+		dev.assertClean(t, 0)
 	}
 }
