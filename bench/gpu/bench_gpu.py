@@ -410,6 +410,10 @@ def smoke(gib):
             for v in ((), ("--verify",)):
                 key = f"check {path}{' verified' if v else ''}"
                 r[key] = sw_measure(key, swt, path == "direct", "--path", path, "--check", *v, repeat=1)
+        # A tensor-parallel rank's slices, by rows and by columns.
+        for layout in ("rows", "columns"):
+            key = f"check tp rank 1 of 8 {layout}"
+            r[key] = sw_measure(key, swt, False, "--tp-rank", "1", "--tp-world", "8", "--tp-layout", layout, "--check", repeat=1)
         if HAVE_TORCH:
             dt, t = st_load(st)
             r["safetensors_gpu_bytes_ok"] = st_gpu_bytes_ok(t, st, base, info)
@@ -449,6 +453,7 @@ def measure(gib):
         r["sw_warm_verified"] = sw_measure("warm verified", swt, False, "--verify")
         r["sw_cold"] = sw_measure("cold", swt, True)
         r["sw_cold_verified"] = sw_measure("cold verified", swt, True, "--verify")
+        r["sw_warm_tp"] = sw_measure("warm tp rank 1 of 8", swt, False, "--tp-rank", "1", "--tp-world", "8")
     finally:
         os.remove(swt)
         os.remove(st)
@@ -475,6 +480,7 @@ def table(res):
             (gib, "safeweights warm verified", g("sw_warm_verified"), ratio(g("sw_warm_verified"), stw), ""),
             (gib, "safeweights cold", g("sw_cold"), ratio(g("sw_cold"), stc), f"{ratio(g('sw_cold'), disk)} of disk; {r.get('sw_cold', {}).get('path', '')}"),
             (gib, "safeweights cold verified", g("sw_cold_verified"), ratio(g("sw_cold_verified"), stc), f"{ratio(g('sw_cold_verified'), disk)} of disk"),
+            (gib, "safeweights warm, tp rank 1 of 8 (rows)", g("sw_warm_tp"), "", "an eighth of the bytes, always verified"),
             (gib, "disk parallel read (ceiling)", disk, "", f"direct {r.get('disk_parallel_direct_GBps')}, buffered {r.get('disk_parallel_buffered_GBps')}"),
             (gib, "pinned HtoD (ceiling)", res.get("h2d_pinned_GBps"), "", ""),
         ]
