@@ -81,7 +81,10 @@ func LoadPlan(ctx context.Context, src tp.Source, plan *tp.Plan, opts ...Option)
 	var total, largest int64
 	for i := range parts {
 		pt := &parts[i]
-		total += pt.n // layoutParts checked the sum
+		var ok bool
+		if total, ok = addOK(total, pt.n); !ok {
+			return nil, fmt.Errorf("gpu: slices total over 2^63 bytes: %w", format.ErrLimit)
+		}
 		if pt.n == 0 {
 			continue
 		}
