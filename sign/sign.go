@@ -7,7 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/safeweights/safeweights/internal/safeopen"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/safeweights/safeweights/decode"
 	"github.com/safeweights/safeweights/format"
+	"github.com/safeweights/safeweights/internal/safeopen"
 )
 
 // A SignOption configures Sign.
@@ -72,6 +73,11 @@ func DetachedPath(path string) string { return path + ".sig" }
 // unsigned or with a partial block, never with changed data; signing again
 // (after RemoveSignatures for a partial block) repairs it.
 //
+// Signers of one file take turns: each holds an advisory lock on the file
+// (flock, on Unix) from before it reads the file to after it wrote its
+// signature, so that every signature ends up in the block; a signer waits
+// for the lock until ctx is done. RemoveSignatures takes the same lock.
+//
 // ctx cancels the digest check, the long part of signing a large file.
 func Sign(ctx context.Context, path string, signer crypto.Signer, options ...SignOption) error {
 	var opts signConfig
@@ -100,12 +106,22 @@ func Sign(ctx context.Context, path string, signer crypto.Signer, options ...Sig
 	if opts.detached {
 		flag = os.O_RDONLY
 	}
-	fh, st, err := safeopen.OpenFile(path, flag)
+	fh, _, err := safeopen.OpenFile(path, flag)
 	if err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}
 	defer fh.Close()
-	f, err := decode.NewReader(fh, st.Size(), decode.WithLimits(lim))
+	// Signers of one file take turns (an advisory lock, released with the
+	// descriptor), so that each reads the block the previous one wrote
+	// and none loses another's signature. The size is read under the lock.
+	if err := lockFile(ctx, fh); err != nil {
+		return fmt.Errorf("sign: locking %s: %w", path, err)
+	}
+	size, err := fh.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	f, err := decode.NewReader(fh, size, decode.WithLimits(lim))
 	if err != nil {
 		return fmt.Errorf("sign: refusing to sign %s: %w", path, err)
 	}
@@ -127,6 +143,7 @@ func Sign(ctx context.Context, path string, signer crypto.Signer, options ...Sig
 	if !ed25519.Verify(pub, msg, e.Signature) {
 		return fmt.Errorf("sign: the signer returned a signature that does not verify")
 	}
+
 
 	var old []format.SignatureEntry
 	if opts.detached {
@@ -224,17 +241,24 @@ func ReadDetached(path string) ([]byte, error) {
 // must have a valid preamble and header; the block itself may be malformed
 // (this is how a signature write cut short by a crash is repaired).
 func RemoveSignatures(path string) error {
-	fh, st, err := safeopen.OpenFile(path, os.O_RDWR)
+	fh, _, err := safeopen.OpenFile(path, os.O_RDWR)
 	if err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}
 	defer fh.Close()
+	if err := lockFile(context.Background(), fh); err != nil { // as Sign does
+		return fmt.Errorf("sign: locking %s: %w", path, err)
+	}
+	size, err := fh.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
 	lim := format.DefaultLimits()
 	var pb [format.PreambleSize]byte
 	if _, err := fh.ReadAt(pb[:], 0); err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}
-	pre, err := format.ParsePreamble(pb[:], st.Size(), lim)
+	pre, err := format.ParsePreamble(pb[:], size, lim)
 	if err != nil {
 		return err
 	}
