@@ -115,6 +115,8 @@ func structure() []vector {
 				kv := f.table(f.ref(f.root(), hMetadata), 0)
 				f.point(f.field(f.root(), hProducer), f.ref(kv, 0))
 			}),
+		cover("tensor-shapes-shared", "the second tensor's shape field points at the first tensor's shape vector: were shapes shared, a small header could declare many tensors whose decoded shapes take memory out of proportion to it",
+			two(), func(f *fb) { f.point(f.field(f.tensor(1), tShape), f.ref(f.tensor(0), tShape)) }),
 		cover("fb-vtable-entry-below-4", "the root vtable's chunk_size entry is 2: a field may not overlap the table's offset to its vtable",
 			withMeta(), func(f *fb) { f.put16(f.slotEntry(f.root(), hChunkSize), 2) }),
 		cover("fb-uoffset-zero", "the name_index offset of a file without tensors is 0: it names its own bytes as an empty vector, which overlaps the field",
