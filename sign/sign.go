@@ -144,7 +144,6 @@ func Sign(ctx context.Context, path string, signer crypto.Signer, options ...Sig
 		return fmt.Errorf("sign: the signer returned a signature that does not verify")
 	}
 
-
 	var old []format.SignatureEntry
 	if opts.detached {
 		if b, err := readDetached(DetachedPath(path), lim); err == nil {
