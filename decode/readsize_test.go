@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -110,5 +111,48 @@ func TestReadSizeGroupsChunks(t *testing.T) {
 				t.Errorf("read size %d, chunk %d changed: ReadInto said %v", size, c, err)
 			}
 		}
+	}
+}
+
+// sizedMutating is a mutatingReader that asks for grouped reads.
+type sizedMutating struct{ *mutatingReader }
+
+func (s sizedMutating) ReadParallelism() int { return 3 }
+func (s sizedMutating) ReadSize() int64      { return 3 * 1024 }
+
+// TestReadSizeNeverReturnsChangedBytes: with reads grouped by a ReadSizer,
+// a source that changes between reads still gets either the signed bytes
+// or a digest error, never other bytes.
+func TestReadSizeNeverReturnsChangedBytes(t *testing.T) {
+	data := make([]byte, 20*1024+7)
+	for i := range data {
+		data[i] = byte(i*31 + 5)
+	}
+	_, raw := writeSliceFile(t, []sliceTensor{{name: "w", dt: format.U8, shape: []int64{int64(len(data))}, data: data}},
+		encode.WithChunkSize(1024), encode.WithAlignment(64))
+	var failed, ok int
+	for seed := range uint64(60) {
+		m := &mutatingReader{raw: raw, r: rand.New(rand.NewPCG(seed, 3))}
+		f, err := decode.NewReader(sizedMutating{m}, int64(len(raw)), decode.WithVerify(decode.VerifyLazy), decode.WithCheckedReads())
+		if err != nil {
+			continue // the header read was changed
+		}
+		tt, _ := f.Tensor("w")
+		m.dataFrom = tt.Offset
+		got := make([]byte, len(data))
+		if err := tt.ReadInto(got); err != nil {
+			if !errors.Is(err, format.ErrDigest) && !errors.Is(err, format.ErrPadding) {
+				t.Fatalf("seed %d: %v, want a digest or padding error", seed, err)
+			}
+			failed++
+			continue
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("seed %d: ReadInto returned bytes that differ from the signed ones", seed)
+		}
+		ok++
+	}
+	if failed == 0 || ok == 0 {
+		t.Fatalf("the changing source did not exercise both outcomes: %d failed, %d ok", failed, ok)
 	}
 }
