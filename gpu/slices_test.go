@@ -16,6 +16,7 @@ import (
 	"github.com/safeweights/safeweights/decode"
 	"github.com/safeweights/safeweights/encode"
 	"github.com/safeweights/safeweights/format"
+	"github.com/safeweights/safeweights/shard"
 	"github.com/safeweights/safeweights/tp"
 )
 
@@ -558,5 +559,72 @@ func cut(full []byte, shape []int64, elem int64, s decode.Slice) []byte {
 		if j < 0 {
 			return out
 		}
+	}
+}
+
+// TestLoadPlanShardedModel: a rank's slices of a model split across shard
+// files of different chunk sizes, read through shard.Model.
+func TestLoadPlanShardedModel(t *testing.T) {
+	dir := t.TempDir()
+	r := rand.New(rand.NewPCG(5, 6))
+	var paths []string
+	for s, part := range [][]tpTensor{tpModel[:3], tpModel[3:]} {
+		path := filepath.Join(dir, fmt.Sprintf("model-%d.swt", s))
+		w, err := encode.Create(path, encode.WithChunkSize(1024<<s), encode.WithAlignment(64))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range part {
+			n, _ := format.NumElements(tt.shape)
+			b := make([]byte, int64(n)*int64(tt.dt.Size()))
+			for i := range b {
+				b[i] = byte(r.Uint32())
+			}
+			if err := w.Add(tt.name, tt.dt, tt.shape, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, path)
+	}
+	ix, err := shard.Build("test/tp", paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := filepath.Join(dir, "model.swtidx")
+	if err := shard.WriteFile(idx, ix); err != nil {
+		t.Fatal(err)
+	}
+	model, err := shard.Open(context.Background(), idx, shard.LocalOpener, nil, shard.UnsafeSkipSignature())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer model.Close()
+	for rank := range 3 {
+		plan, err := tp.NewPlan(model, rank, 3, tp.Columns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := plan.Read(context.Background(), model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev := newFakeDev()
+		m, err := LoadPlan(context.Background(), model, plan, withFake(dev), WithWindowSize(4096))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, b := range deviceBytes(t, dev, m) {
+			if !bytes.Equal(b, want[name]) {
+				t.Errorf("rank %d, tensor %q: device bytes differ from Plan.Read", rank, name)
+			}
+		}
+		if err := m.CheckSource(context.Background(), model); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		dev.assertClean(t, 0)
 	}
 }
