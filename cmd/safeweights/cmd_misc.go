@@ -106,7 +106,8 @@ the run and where the time went (registering, reading, hashing, copying).
 With --tp-rank and --tp-world only that rank's share of a tensor-parallel
 group goes to the device: each tensor split along its first dimension
 (--tp-layout rows) or its last (columns; vectors are then replicated), as
-numpy.array_split splits it. Only the chunks each slice touches are read,
+numpy.array_split splits it, or as a layout file FILE.json says per name
+pattern (docs/SLICES.md). Only the chunks each slice touches are read,
 and every one is hashed in the pinned buffer it is copied from, whatever
 --verify says. FILE may also be a shard index, loaded whole or by rank.`,
 		example: `  safeweights load model.swt
@@ -128,7 +129,7 @@ and every one is hashed in the pinned buffer it is copied from, whatever
 			fs.StringVar(&workersF, "workers", "", "staging goroutines to sweep (default: by path)")
 			fs.IntVar(&tpRank, "tp-rank", 0, "load only this `rank`'s slices of a tensor-parallel group (with --tp-world)")
 			fs.IntVar(&tpWorld, "tp-world", 0, "the tensor-parallel group's `size`")
-			fs.StringVar(&tpLayout, "tp-layout", "rows", "split tensors along their first dimension (rows) or last (columns)")
+			fs.StringVar(&tpLayout, "tp-layout", "rows", "split tensors along their first dimension (rows), their last (columns), or per a layout `file` FILE.json")
 		},
 	}
 	c.run = func(e *env, args []string) error {
