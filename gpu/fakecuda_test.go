@@ -403,3 +403,44 @@ func TestFakeCUDALoadPlan(t *testing.T) {
 	}
 	d.restart()
 }
+
+// TestFakeCUDAConcurrentRanks: a server that loads every rank of a group
+// from one process, one goroutine per rank, through the real binding: each
+// rank's bytes are right and the driver is left clean.
+func TestFakeCUDAConcurrentRanks(t *testing.T) {
+	d := fakeCUDA(t)
+	path, _ := writeTPFile(t, 16<<10)
+	f, err := decode.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d.restart()
+	const world = 4
+	errs := make([]error, world)
+	var wg sync.WaitGroup
+	for rank := range world {
+		wg.Go(func() {
+			plan, err := tp.NewPlan(f, rank, world, tp.Rows)
+			if err != nil {
+				errs[rank] = err
+				return
+			}
+			m, err := LoadPlan(context.Background(), f, plan, WithLibrary(d.path), WithWindowSize(4096), WithWorkers(2))
+			if err != nil {
+				errs[rank] = err
+				return
+			}
+			errs[rank] = cmpOr(m.CheckSource(context.Background(), f), m.Close())
+		})
+	}
+	wg.Wait()
+	for rank, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v\n%s", rank, err, d.logTail())
+		}
+	}
+	if got := d.read(); got != (fakeStats{}) {
+		t.Fatalf("fake driver after the loads: %+v\n%s", got, d.logTail())
+	}
+}
