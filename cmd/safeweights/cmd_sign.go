@@ -8,10 +8,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 
-	"github.com/safeweights/safeweights/internal/safeopen"
 	"github.com/safeweights/safeweights/sign"
 	"golang.org/x/term"
 )
@@ -20,17 +18,12 @@ import (
 const maxPassphraseFile = 64 << 10
 
 func readPassphrase(path string) ([]byte, error) {
-	f, _, err := safeopen.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxPassphraseFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxPassphraseFile {
+	b, err := readSmallFile(path, maxPassphraseFile)
+	if errors.Is(err, errTooLarge) {
 		return nil, usageErrorf("passphrase file %s is over %d bytes", clean(path), maxPassphraseFile)
+	}
+	if err != nil {
+		return nil, err
 	}
 	b = bytes.TrimRight(b, "\r\n") // one trailing newline, as editors add
 	if len(b) == 0 {
@@ -192,17 +185,12 @@ KEY is a PEM private key from 'safeweights keygen' or 'openssl genpkey
 }
 
 func loadPrivateKey(path, passFile string) (ed25519.PrivateKey, error) {
-	f, _, err := safeopen.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, sign.MaxKeyFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > sign.MaxKeyFileSize {
+	data, err := readSmallFile(path, sign.MaxKeyFileSize)
+	if errors.Is(err, errTooLarge) {
 		return nil, fmt.Errorf("%s: %w: over %d bytes", clean(path), sign.ErrKey, sign.MaxKeyFileSize)
+	}
+	if err != nil {
+		return nil, err
 	}
 	askedNoFile := false
 	priv, err := sign.ParsePrivateKey(data, func() ([]byte, error) {

@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/safeweights/safeweights/decode"
 	"github.com/safeweights/safeweights/gpu"
-	"github.com/safeweights/safeweights/internal/safeopen"
 	"github.com/safeweights/safeweights/tp"
 )
 
@@ -35,6 +34,9 @@ func parseTPFlags(rank, world int, layout string) (tp.Layout, error) {
 			return nil, usageErrorf("load: unknown --tp-layout %q", layout).withHint("use rows, columns or a layout file FILE.json (docs/SLICES.md)")
 		}
 		data, err := readSmallFile(layout, 1<<20)
+		if errors.Is(err, errTooLarge) {
+			return nil, usageErrorf("load: --tp-layout %s is over 1 MiB", clean(layout))
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -142,22 +144,4 @@ func printLoad(e *env, what string, tensors int, sum gpu.Summary, config string,
 	}
 	fmt.Fprintf(e.stdout, "; setup %.3fs, load %.3fs, %.2f GB/s; digests checked: %v; copied back and compared: %v\n",
 		sum.SetupSeconds, sum.Seconds, sum.GBps, sum.Verified, sum.Checked)
-}
-
-// readSmallFile reads a regular file of at most limit bytes (a FIFO or a
-// device is refused, never waited on).
-func readSmallFile(path string, limit int64) ([]byte, error) {
-	fh, _, err := safeopen.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	b, err := io.ReadAll(io.LimitReader(fh, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, usageErrorf("%s: larger than %d bytes", path, limit)
-	}
-	return b, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/safeweights/safeweights/decode"
 	"github.com/safeweights/safeweights/format"
+	"github.com/safeweights/safeweights/internal/safeopen"
 )
 
 // maxStdin bounds what "-" reads from standard input into memory.
@@ -178,4 +180,25 @@ func kindName(err error) string {
 		return k.Name()
 	}
 	return ""
+}
+
+// errTooLarge: a file over the size its reader allows.
+var errTooLarge = errors.New("file too large")
+
+// readSmallFile reads a regular file (a FIFO or a device is refused, never
+// waited on) of at most limit bytes; a larger one is errTooLarge.
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	fh, _, err := safeopen.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, errTooLarge
+	}
+	return b, nil
 }
