@@ -300,35 +300,16 @@ func TestFakeCUDAFaultInjection(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			// A clean run counts the calls of each function.
-			d.restart()
-			before := make(map[string]uint64, len(driverCalls))
-			for _, c := range driverCalls {
-				before[c] = d.calls(c)
-			}
-			if _, err := loadCheckClose(f, r.options(d.path)); err != nil {
-				t.Fatalf("clean run: %v\n%s", err, d.logTail())
-			}
-			counts := make(map[string]uint64, len(driverCalls))
-			for _, c := range driverCalls {
-				counts[c] = d.calls(c) - before[c]
-			}
-			for _, c := range driverCalls {
-				calls := counts[c]
-				for n := int64(1); n <= int64(calls); n++ {
-					d.restart()
-					d.fail(c, n)
-					_, err := loadCheckClose(f, r.options(d.path))
-					d.fail("", 0)
-					s := d.read()
-					if s.violations != 0 || !leakOK(c, s) {
-						t.Fatalf("%s #%d failing (load: %v): fake driver %+v\n%s", c, n, err, s, d.logTail())
-					}
-					if err != nil && !errors.As(err, new(*DriverError)) {
-						t.Fatalf("%s #%d failing: got %v, want a *DriverError", c, n, err)
-					}
+			injectFaults(t, d, func() error {
+				_, err := loadCheckClose(f, r.options(d.path))
+				return err
+			}, func(calls int64) []int64 {
+				all := make([]int64, calls)
+				for i := range all {
+					all[i] = int64(i) + 1
 				}
-			}
+				return all
+			})
 			d.restart()
 		})
 	}
@@ -372,25 +353,42 @@ func TestFakeCUDALoadPlan(t *testing.T) {
 			}
 		}
 	}
+	// The first calls, one in the middle and the last: every function
+	// fails once in each phase of the load.
+	injectFaults(t, d, func() error { return run(1) }, func(calls int64) []int64 {
+		return slices.Compact([]int64{min(1, calls), min(2, calls), min(3, calls), max(calls/2, min(3, calls)), calls})
+	})
+}
+
+// injectFaults runs run once cleanly to count the calls of each driver
+// function, then again with call n of each function failing, for each n
+// that which returns for its count: the driver must be left with no
+// violation and no leak but what leakOK allows, and an error must be the
+// driver's.
+func injectFaults(t *testing.T, d *fakeDriver, run func() error, which func(calls int64) []int64) {
+	t.Helper()
 	d.restart()
 	before := make(map[string]uint64, len(driverCalls))
 	for _, c := range driverCalls {
 		before[c] = d.calls(c)
 	}
-	if err := run(1); err != nil {
-		t.Fatal(err)
+	if err := run(); err != nil {
+		t.Fatalf("clean run: %v\n%s", err, d.logTail())
 	}
+	counts := make(map[string]int64, len(driverCalls))
 	for _, c := range driverCalls {
-		calls := int64(d.calls(c) - before[c])
-		// The first calls, one in the middle and the last: every
-		// function fails once in each phase of the load.
-		for _, n := range slices.Compact([]int64{min(1, calls), min(2, calls), min(3, calls), calls / 2, calls}) {
-			if n == 0 {
+		counts[c] = int64(d.calls(c) - before[c])
+	}
+	faulted := 0
+	for _, c := range driverCalls {
+		for _, n := range which(counts[c]) {
+			if n < 1 {
 				continue
 			}
+			faulted++
 			d.restart()
 			d.fail(c, n)
-			err := run(1)
+			err := run()
 			d.fail("", 0)
 			s := d.read()
 			if s.violations != 0 || !leakOK(c, s) {
@@ -401,6 +399,10 @@ func TestFakeCUDALoadPlan(t *testing.T) {
 			}
 		}
 	}
+	if faulted == 0 {
+		t.Fatal("the clean run made no driver call to fail")
+	}
+	t.Logf("%d runs with one driver call failing", faulted)
 	d.restart()
 }
 
