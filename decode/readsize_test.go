@@ -73,7 +73,7 @@ func TestReadSizeGroupsChunks(t *testing.T) {
 		return f, sr
 	}
 	for _, size := range []int64{chunk, 5 * chunk, 8*chunk + 17, 1 << 30} {
-		g := max(1, min(size, 64<<20)/chunk)
+		g := max(1, min(size, 16<<20)/chunk)
 		want := (38 + int(g) - 1) / int(g)
 		f, sr := open(raw, size)
 		if err := f.Verify(context.Background(), decode.VerifyOptions{}); err != nil {

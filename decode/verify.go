@@ -186,8 +186,9 @@ type ReadSizer interface {
 }
 
 // maxGroupRead bounds the bytes of one grouped read of chunks, and so the
-// scratch memory of a verifying worker.
-const maxGroupRead = 64 << 20
+// scratch memory of a verifying worker: no more than a worker holds for one
+// large chunk (maxWholeChunk).
+const maxGroupRead = 16 << 20
 
 // chunksPerRead is the number of whole chunks of size cs that one read
 // takes: 1, or as many as fit in the reader's ReadSize.
